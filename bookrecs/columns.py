@@ -1,0 +1,17 @@
+"""Column names shared by every table in the core."""
+
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+RATING = "rating"
+IS_READ = "is_read"
+DATE = "date_added"
+WEIGHT = "weight"
+
+TITLE = "title"
+DESCRIPTION = "description"
+AUTHORS = "authors"
+SERIES = "series"
+TAGS = "tags"
+TAG_COUNTS = "tag_counts"
+YEAR = "year"
+LANGUAGE = "language"

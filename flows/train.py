@@ -1,0 +1,216 @@
+"""TrainFlow: load, prepare and split the data, train every model, evaluate, keep a run record.
+
+    start -> load -> split -> tune (foreach grid point) -> select -> train (foreach model)
+          -> join -> end
+
+Each run keeps as artifacts: the config, the data manifest, the drop and split reports, every
+model's weights and the metrics table (`Flow("TrainFlow").latest_run.data.metrics`). The end step
+also writes `reports/<run id>/` and a card with a bar chart.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from metaflow import FlowSpec, Parameter, card, current, step
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flows.flow_utils import setup_logging, user_errors  # noqa: E402
+
+
+class TrainFlow(FlowSpec):
+    """Train and evaluate BookRecs recommenders on one time-split protocol."""
+
+    dataset = Parameter(
+        "dataset", default="demo", help="Input: demo, goodreads, prepared or custom."
+    )
+    data_dir = Parameter("data-dir", default="", help="Folder with the input files.")
+    config_file = Parameter(
+        "config", default="", help="YAML file with a TrainConfig; command-line values override it."
+    )
+    seed = Parameter("seed", default=42, help="Seed of every random choice.")
+    models = Parameter(
+        "models", default="", help="Comma-separated model names (default: all in the config)."
+    )
+    demo_size = Parameter("demo-size", default="small", help="Demo data size: small or full.")
+    tune = Parameter("tune", default=True, type=bool, help="Tune the hybrid on a validation split.")
+    reports_dir = Parameter("reports-dir", default="reports", help="Where run reports are written.")
+
+    @step
+    def start(self):
+        """Validate the config and record package versions and the git commit."""
+        from bookrecs.config import TrainConfig
+        from bookrecs.runs import git_commit, package_versions
+
+        setup_logging()
+        with user_errors("start"):
+            base = TrainConfig.from_yaml(self.config_file).model_dump() if self.config_file else {}
+            overrides = {"dataset": self.dataset, "seed": self.seed}
+            if self.data_dir:
+                overrides["data_dir"] = str(Path(self.data_dir).resolve())
+            if self.models:
+                overrides["models"] = [name.strip() for name in self.models.split(",")]
+            if self.dataset == "demo":
+                overrides["demo"] = {**base.get("demo", {}), "size": self.demo_size}
+            self.config = TrainConfig.from_dict({**base, **overrides})
+        self.config_yaml = self.config.to_yaml()
+        self.versions = package_versions()
+        self.commit = git_commit()
+        print(f"run {current.run_id}: dataset={self.config.dataset} seed={self.config.seed}")
+
+        self.next(self.load)
+
+    @step
+    def load(self):
+        """Read and validate the input, then prepare it by the protocol."""
+        from bookrecs.data.load import load_dataset
+        from bookrecs.data.prepare import prepare
+
+        setup_logging()
+        with user_errors("load"):
+            dataset = load_dataset(self.config)
+            self.prepared = prepare(
+                dataset, self.config.protocol, show_progress=self.config.show_progress
+            )
+        self.synthetic = dataset.synthetic
+        self.dataset_name = dataset.name
+        self.manifest = dataset.manifest_records()
+        self.drops = dataset.drops.to_records()
+        self.notes = list(dataset.notes)
+        print(f"dataset {dataset.name}: {dataset.interactions.height:,} interactions")
+        print(str(dataset.drops))
+        for note in self.notes:
+            print(f"note: {note}")
+
+        self.next(self.split)
+
+    @step
+    def split(self):
+        """Split by time and index users and items for the models."""
+        from bookrecs.interactions import TrainData
+        from bookrecs.split import make_split
+
+        setup_logging()
+        with user_errors("split"):
+            split = make_split(self.prepared, self.config.protocol)
+        self.prepared = None  # the split keeps what later steps need
+        self.split_data = split
+        self.split_report = split.report.to_markdown()
+        self.data = TrainData.from_split(split)
+        print(self.split_report)
+
+        self.grid = self._tuning_grid()
+        self.next(self.tune, foreach="grid")
+
+    def _tuning_grid(self) -> list[dict]:
+        from bookrecs.tuning import param_grid
+
+        if self.tune and "lightfm" in self.config.models:
+            return param_grid("lightfm")
+        return [{}]  # one empty grid point: nothing to tune
+
+    @step
+    def tune(self):
+        """Fit the hybrid with one grid point on a validation split carved from train."""
+        from bookrecs.runs import tune_point
+
+        setup_logging()
+        self.point = self.input
+        self.validation_row = (
+            tune_point("lightfm", self.point, self.split_data, self.config) if self.point else None
+        )
+
+        self.next(self.select)
+
+    @step
+    def select(self, inputs):
+        """Keep the best hyperparameters on validation NDCG@10."""
+        import pandas as pd
+
+        from bookrecs.tuning import select_best
+
+        self.merge_artifacts(inputs, exclude=["point", "validation_row"])
+        rows = [inp.validation_row for inp in inputs if inp.validation_row is not None]
+        self.tuned_params: dict[str, dict] = {}
+        self.validation_table = pd.DataFrame(rows)
+        if rows:
+            best, self.validation_table = select_best(rows)
+            self.tuned_params["lightfm"] = best
+            print(f"chosen lightfm parameters: {best}")
+
+        self.model_names = list(self.config.models)
+        self.next(self.train, foreach="model_names")
+
+    @step
+    def train(self):
+        """Fit one model, evaluate it on test and check it reloads to the same output."""
+        from bookrecs.runs import train_and_evaluate
+
+        setup_logging()
+        self.model_name = self.input
+        with user_errors(f"train {self.model_name}"):
+            self.result = train_and_evaluate(
+                self.model_name,
+                self.data,
+                self.split_data.test,
+                self.config,
+                params=self.tuned_params.get(self.model_name),
+            )
+        print(self.result.row())
+
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        """Gather one metrics table and every model's weights; pick the serving candidate."""
+        from bookrecs.evaluate import metrics_table
+        from bookrecs.promotion import choose_candidate
+
+        self.merge_artifacts(inputs, exclude=["model_name", "result"])
+        results = [inp.result for inp in inputs]
+        self.metrics = metrics_table([result.row() for result in results])
+        self.model_weights = {result.name: result.weights for result in results}
+        self.model_params = {result.name: result.params for result in results}
+        self.timings = {
+            result.name: {"fit_seconds": result.fit_seconds, "evaluate": result.evaluate_seconds}
+            for result in results
+        }
+        candidate = choose_candidate(self.metrics, self.config.promotion)
+        self.candidate, self.candidate_reason = candidate.model, candidate.reason
+
+        self.next(self.end)
+
+    @card(type="blank")
+    @step
+    def end(self):
+        """Write the run reports and the card, and print the metrics table."""
+        from metaflow.cards import Image, Markdown, Table
+
+        from bookrecs.runs import markdown_table, metrics_bar_chart, write_run_reports
+
+        dest = write_run_reports(
+            Path(self.reports_dir) / str(current.run_id),
+            self.metrics,
+            config=self.config,
+            manifest=self.manifest,
+            split_report=self.split_report,
+            extra={"versions": self.versions, "commit": self.commit, "drops": self.drops},
+            synthetic=self.synthetic,
+        )
+        label = " (synthetic demo data)" if self.synthetic else ""
+        current.card.append(Markdown(f"# TrainFlow run {current.run_id}{label}"))
+        current.card.append(Image.from_matplotlib(metrics_bar_chart(self.metrics)))
+        current.card.append(Table.from_dataframe(self.metrics.round(4)))
+        current.card.append(Markdown(f"**Serving candidate:** {self.candidate_reason}"))
+        current.card.append(Markdown(self.split_report))
+
+        print(f"\nMetrics{label}, run {current.run_id}:\n")
+        print(markdown_table(self.metrics))
+        print(f"\ncandidate: {self.candidate_reason}")
+        print(f"reports: {dest}")
+
+
+if __name__ == "__main__":
+    TrainFlow()

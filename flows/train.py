@@ -1,6 +1,6 @@
 """TrainFlow: load, prepare and split the data, train every model, evaluate, keep a run record.
 
-    start -> load -> split -> tune (foreach grid point) -> select -> train (foreach model)
+    start -> load -> split -> tune_hybrid (foreach grid point) -> select -> train (foreach model)
           -> join -> end
 
 Each run keeps as artifacts: the config, the data manifest, the drop and split reports, every
@@ -102,7 +102,7 @@ class TrainFlow(FlowSpec):
         print(self.split_report)
 
         self.grid = self._tuning_grid()
-        self.next(self.tune, foreach="grid")
+        self.next(self.tune_hybrid, foreach="grid")
 
     def _tuning_grid(self) -> list[dict]:
         from bookrecs.tuning import param_grid
@@ -112,7 +112,7 @@ class TrainFlow(FlowSpec):
         return [{}]  # one empty grid point: nothing to tune
 
     @step
-    def tune(self):
+    def tune_hybrid(self):
         """Fit the hybrid with one grid point on a validation split carved from train."""
         from bookrecs.runs import tune_point
 

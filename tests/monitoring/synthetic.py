@@ -1,0 +1,150 @@
+"""Small interaction tables with known distributions, for injecting drift on purpose.
+
+Each call draws interactions independently from one stationary process, so two windows cut
+from one table differ only by chance. Arguments shift one aspect of the current window.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from bookrecs.data.dataset import BOOK_SCHEMA, INTERACTION_SCHEMA
+
+START = datetime(2020, 1, 1, tzinfo=UTC)
+CUT = datetime(2020, 4, 1, tzinfo=UTC)
+END = datetime(2020, 5, 1, tzinfo=UTC)
+RATING_SHARES = np.array([0.45, 0.03, 0.05, 0.12, 0.17, 0.18])
+LANGUAGES = ["eng", "eng", "eng", "spa", "fre", None]
+SHELVES = ["fantasy", "romance", "dystopia", "mystery", "paranormal", "contemporary"]
+
+
+def _popularity(n_books: int) -> np.ndarray:
+    weights = 1.0 / np.arange(1, n_books + 1) ** 0.9
+    return weights / weights.sum()
+
+
+def books_table(n_books: int, rng: np.random.Generator, prefix: str = "b") -> pl.DataFrame:
+    """Draw metadata of `n_books` books with ids `<prefix>0`, `<prefix>1`, ..."""
+    tags = [list(rng.choice(SHELVES, size=2, replace=False)) for _ in range(n_books)]
+    return pl.DataFrame(
+        {
+            "item_id": [f"{prefix}{index}" for index in range(n_books)],
+            "title": [f"Book {index}" for index in range(n_books)],
+            "description": [""] * n_books,
+            "authors": [["a"]] * n_books,
+            "series": [[]] * n_books,
+            "tags": tags,
+            "tag_counts": [[10, 5]] * n_books,
+            "year": rng.integers(1990, 2020, n_books).tolist(),
+            "language": [LANGUAGES[i] for i in rng.integers(0, len(LANGUAGES), n_books)],
+        },
+        schema=BOOK_SCHEMA,
+    )
+
+
+def interactions(
+    rows: int,
+    start: datetime,
+    end: datetime,
+    rng: np.random.Generator,
+    n_users: int = 300,
+    n_books: int = 400,
+    rating_shift: int = 0,
+    new_book_share: float = 0.0,
+    new_book_prefix: str = "new",
+) -> pl.DataFrame:
+    """Draw `rows` interactions dated uniformly in [start, end).
+
+    rating_shift adds to every nonzero rating (clipped to 5); new_book_share of the rows go
+    to books `<new_book_prefix>0..` that the stationary process never produces.
+    """
+    items = rng.choice(n_books, size=rows, p=_popularity(n_books))
+    item_ids = np.array([f"b{index}" for index in items], dtype=object)
+    fresh = rng.random(rows) < new_book_share
+    item_ids[fresh] = [f"{new_book_prefix}{index}" for index in rng.integers(0, 200, fresh.sum())]
+
+    ratings = rng.choice(6, size=rows, p=RATING_SHARES).astype(float)
+    ratings = np.where(ratings > 0, np.clip(ratings + rating_shift, 1, 5), 0)
+    seconds = rng.uniform(0, (end - start).total_seconds(), rows)
+    return pl.DataFrame(
+        {
+            "user_id": [f"u{index}" for index in rng.integers(0, n_users, rows)],
+            "item_id": item_ids.tolist(),
+            "rating": ratings,
+            "is_read": (rng.random(rows) < 0.6).tolist(),
+            "date_added": [start + timedelta(seconds=float(s)) for s in seconds],
+        },
+        schema=INTERACTION_SCHEMA,
+    )
+
+
+def two_windows(
+    seed: int, reference_rows: int = 3000, current_rows: int = 1000, **shift
+) -> pl.DataFrame:
+    """Draw a reference period [START, CUT) and a current period [CUT, END), shifting the second."""
+    rng = np.random.default_rng(seed)
+    reference = interactions(reference_rows, START, CUT, rng)
+    current = interactions(current_rows, CUT, END, rng, **shift)
+    return pl.concat([reference, current])
+
+
+def write_impression_log(
+    path: Path,
+    requests: int,
+    rng: np.random.Generator,
+    popular_only: bool = False,
+    k: int = 10,
+    n_books: int = 400,
+    fallback_share: float = 0.0,
+    start: datetime = CUT,
+) -> Path:
+    """Write an impression log in the service's table layout.
+
+    A normal model shows books drawn from reading popularity, with a few cold books; a
+    popular-only model shows the `k` most popular books to everyone.
+    """
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "CREATE TABLE impressions (request_id TEXT PRIMARY KEY, ts TEXT, user_hash TEXT, "
+        "variant TEXT, placement TEXT, endpoint TEXT, model_version TEXT, source TEXT, "
+        "k INTEGER, items TEXT, latency_ms REAL, cold_items INTEGER)"
+    )
+    popularity = _popularity(n_books)
+    rows = []
+    for index in range(requests):
+        if popular_only:
+            shown = [f"b{book}" for book in range(k)]
+        else:
+            shown = [f"b{book}" for book in rng.choice(n_books, k, replace=False, p=popularity)]
+        items = [
+            {"item_id": item, "position": position, "score": 1.0 / position, "reason": "test"}
+            for position, item in enumerate(shown, start=1)
+        ]
+        source = "popular" if rng.random() < fallback_share else "model"
+        moment = start + timedelta(minutes=index)
+        rows.append(
+            (
+                f"r{index}",
+                moment.isoformat().replace("+00:00", "Z"),
+                f"h{index % 50}",
+                "A",
+                "home",
+                "/recommend",
+                "v1",
+                source,
+                k,
+                json.dumps(items),
+                float(rng.gamma(4.0, 10.0)),
+                0,
+            )
+        )
+    connection.executemany("INSERT INTO impressions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    connection.commit()
+    connection.close()
+    return path

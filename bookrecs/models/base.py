@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -139,7 +140,7 @@ class Recommender(ABC):
             meta = json.loads((path / META_FILE).read_text())
             with np.load(path / STATE_FILE, allow_pickle=False) as state:
                 arrays = {key: state[key] for key in state.files}
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             raise ModelLoadError(
                 f"cannot load model from {path}: {error}. Re-run training or promote another run."
             ) from None

@@ -66,6 +66,7 @@ def ndcg_per_user(recs: np.ndarray, relevant: sp.spmatrix, k: int | None = None)
     set, and ``NDCG@k = DCG@k / IDCG@k`` in [0, 1]. NaN where ``|R| = 0``.
     `k` defaults to the width of `recs`.
     """
+    recs = _as_recs(recs)
     k = _default_k(recs, k)
     hits = hit_matrix(recs, relevant, k)
     discounts = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))

@@ -31,6 +31,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from bookrecs.columns import AUTHORS, DESCRIPTION, LANGUAGE, SERIES, TAG_COUNTS, TAGS, TITLE, YEAR
 from bookrecs.exceptions import ConfigError, ModelLoadError, NotFittedError
+from bookrecs.interactions import TrainData
 
 logger = logging.getLogger("bookrecs.features")
 
@@ -431,3 +432,50 @@ def _normalise_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix, dtype=np.float32)
+
+
+# ---- shared by the content-based models -----------------------------------------------------
+def fit_item_features(
+    data: TrainData, **params: Any
+) -> tuple[ItemFeaturizer | None, sp.csr_matrix | None]:
+    """Fit a featurizer on the training-period books of `data` and featurize every item.
+
+    Training-period books are the items with at least one train interaction, so the
+    vocabulary holds nothing that only books of the test period carry. Returns
+    (None, None) when `data.books` is None.
+    """
+    if data.books is None:
+        logger.warning("no book metadata: content features are missing, cold items unscorable")
+        return None, None
+    in_train = np.asarray(data.user_items.getnnz(axis=0) > 0)
+    featurizer = ItemFeaturizer(**params).fit(data.books.filter(pl.Series(in_train)))
+    content = featurizer.transform(data.books)
+    missing = int((np.diff(content.indptr) == 0).sum())
+    if missing:
+        logger.info(
+            "%d of %d items have no content features (%d of them cold)",
+            missing,
+            data.n_items,
+            int((data.cold & (np.diff(content.indptr) == 0)).sum()),
+        )
+    return featurizer, content
+
+
+def csr_to_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """Flatten a CSR matrix into named arrays for `numpy.savez`."""
+    matrix = sp.csr_matrix(matrix)
+    return {
+        f"{prefix}_data": matrix.data,
+        f"{prefix}_indices": matrix.indices,
+        f"{prefix}_indptr": matrix.indptr,
+        f"{prefix}_shape": np.asarray(matrix.shape, dtype=np.int64),
+    }
+
+
+def csr_from_arrays(prefix: str, arrays: Mapping[str, np.ndarray]) -> sp.csr_matrix:
+    """Rebuild a CSR matrix written by `csr_to_arrays`."""
+    shape = tuple(int(value) for value in arrays[f"{prefix}_shape"])
+    return sp.csr_matrix(
+        (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+        shape=shape,
+    )

@@ -255,11 +255,11 @@ def _replace_ids(
     if not path.is_file():
         logger.info("%s not found: books keep %s ids instead of names", path, column)
         return books
-    wanted = books.select(pl.col(column).explode().drop_nulls().unique()).to_series()
+    wanted = books.select(pl.col(column).explode().drop_nulls().unique().alias(id_field))
     count = LineCount()
     names = pl.concat(
         [
-            block.filter(pl.col(id_field).is_in(wanted.implode()))
+            block.join(wanted, on=id_field, how="semi")
             for block in iter_json_blocks(
                 path, fields, drops, count, show_progress, required=(id_field,)
             )
@@ -271,7 +271,7 @@ def _replace_ids(
         id_field, keep="first"
     )
     exploded = (
-        books.select(pl.int_range(pl.len()).alias("_row"), pl.col(column))
+        books.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), pl.col(column))
         .explode(column)
         .join(names, left_on=column, right_on=id_field, how="left", maintain_order="left")
     )
@@ -286,7 +286,13 @@ def _replace_ids(
         .agg(pl.col(column).drop_nulls())
         .sort("_row")
     )
-    return books.with_columns(resolved.get_column(column))
+    # Explode drops rows with an empty list, so rows join back by index and keep their value.
+    return (
+        books.with_row_index("_row")
+        .join(resolved.rename({column: "_resolved"}), on="_row", how="left")
+        .with_columns(pl.coalesce("_resolved", column).alias(column))
+        .select(books.columns)
+    )
 
 
 def read_genres(
@@ -299,11 +305,12 @@ def read_genres(
     """Read genre counts for `item_ids` as a long table: item_id, genre, count."""
     count = LineCount()
     parts = []
+    known = item_ids.alias("book_id").to_frame()
     for block in iter_json_blocks(path, None, drops, count, show_progress, required=("book_id",)):
         if "book_id" not in block.columns or "genres" not in block.columns:
             continue
         block = block.with_columns(pl.col("book_id").cast(pl.Utf8))
-        block = block.filter(pl.col("book_id").is_in(item_ids.implode()))
+        block = block.join(known, on="book_id", how="semi")
         genres_type = block.schema["genres"]
         if block.height == 0 or not isinstance(genres_type, pl.Struct) or not genres_type.fields:
             continue

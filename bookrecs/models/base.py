@@ -151,8 +151,14 @@ class Recommender(ABC):
         model_class = get_model_class(meta["model"])
         model = model_class(seed=meta["seed"], **meta["params"])
         model.n_users, model.n_items = meta["n_users"], meta["n_items"]
-        model._set_state(arrays)
-        model._load_extra(path)
+        try:
+            model._set_state(arrays)
+            model._load_extra(path)
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelLoadError(
+                f"model at {path} has missing or invalid fitted state ({error!r}): "
+                "re-run training or promote another run"
+            ) from None
         model.fitted = True
         return model
 

@@ -36,6 +36,8 @@ MODEL = "model"
 PREVIOUS_MODEL = "previous_model"
 POPULAR = "popular"
 SOURCES = (MODEL, PREVIOUS_MODEL, POPULAR, NEW)
+# Origin of books matched by shared metadata; served under the model's source.
+METADATA = "metadata"
 
 # Shelves two books must share before "similar shelves" is given as the reason.
 MIN_SHARED_SHELVES = 2
@@ -170,7 +172,8 @@ def explain_items(
     Items from a fallback list get its reason ("popular now", "new"). A model item gets the
     first that holds: it shares a series with the history ("same series"), an author ("same
     author"), at least `MIN_SHARED_SHELVES` shelves with one history book ("similar
-    shelves"); otherwise "readers with similar taste".
+    shelves"); otherwise "readers with similar taste". A METADATA item was matched by its
+    series, authors or shelves, so it never gets "readers with similar taste".
     """
     history_authors: set[str] = set()
     history_series: set[str] = set()
@@ -190,7 +193,7 @@ def explain_items(
             reasons.append(SAME_SERIES)
         elif facts.authors[item] & history_authors:
             reasons.append(SAME_AUTHOR)
-        elif any(
+        elif origin == METADATA or any(
             len(facts.shelves[item] & shelves) >= MIN_SHARED_SHELVES for shelves in history_shelves
         ):
             reasons.append(SIMILAR_SHELVES)

@@ -1,0 +1,57 @@
+"""Request and response types of the service; BentoML builds the OpenAPI schema from them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+UserId = Annotated[str, Field(min_length=1, max_length=256, description="External user id.")]
+BookId = Annotated[str, Field(min_length=1, max_length=256, description="External book id.")]
+ListSize = Annotated[int, Field(ge=1, le=100, description="Number of books to return.")]
+Placement = Literal["home", "book", "cart"]
+Source = Literal["model", "previous_model", "popular", "new"]
+Reason = Literal[
+    "same author",
+    "same series",
+    "similar shelves",
+    "readers with similar taste",
+    "popular now",
+    "new",
+]
+
+
+class Item(BaseModel):
+    """One recommended book."""
+
+    item_id: str
+    title: str
+    score: float = Field(description="Ranking score of the list it came from; higher is better.")
+    reason: Reason
+
+
+class RecommendResponse(BaseModel):
+    """A recommendation list and where it came from."""
+
+    request_id: str = Field(description="Id of this response in the impression log.")
+    variant: str = Field(description="Experiment variant of the user ('' without a user).")
+    source: Source = Field(description="Step of the fallback chain that produced the list.")
+    model_version: str
+    placement: Placement
+    items: list[Item]
+
+
+class Info(BaseModel):
+    """Served versions, load times, load errors and counters."""
+
+    started_at: str
+    ready: bool
+    current: dict[str, Any] | None
+    previous: dict[str, Any] | None
+    fallback_lists: dict[str, Any] | None
+    load_errors: dict[str, str]
+    counters: dict[str, int]
+    impressions: dict[str, int] | None
+    unavailable_books: int
+    serving_pointer: str | None
+    rate_limited: int

@@ -1,0 +1,116 @@
+"""BentoML service: recommendation lists and similar books over HTTP.
+
+Endpoints (JSON, POST unless noted):
+
+- /recommend: user_id, k (1..100, default 10), placement (home | book | cart), book_id;
+- /similar: book_id, k, optional user_id; 404 for a book in no loaded catalogue;
+- /info: served versions, load times and counters (also GET /ops/info);
+- GET /livez and GET /readyz (BentoML's probes; ready once a bundle is loaded).
+
+Serve locally with
+`bentoml serve bentos.service:BookRecs --host 127.0.0.1 --port 3000`. Settings come from
+BOOKRECS_* environment variables (see `bentos.settings.ServiceSettings`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import bentoml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bentos.engine import BookNotFoundError, RecommendationEngine, Served
+from bentos.ratelimit import RateLimitMiddleware, TokenBuckets
+from bentos.schemas import BookId, Info, Item, ListSize, Placement, RecommendResponse, UserId
+from bentos.settings import ServiceSettings
+
+logger = logging.getLogger("bookrecs.serving")
+
+SETTINGS = ServiceSettings.from_env()
+BUCKETS = TokenBuckets(SETTINGS.rate_limit, SETTINGS.rate_burst)
+
+
+async def _ops_info(_: Request) -> JSONResponse:
+    service = bentoml.get_current_service()
+    return JSONResponse(_info(service.engine).model_dump())
+
+
+ops_app = Starlette(routes=[Route("/info", _ops_info, methods=["GET"])])
+
+
+@bentoml.asgi_app(ops_app, path="/ops")
+@bentoml.service(
+    name="bookrecs",
+    workers=SETTINGS.workers,
+    threads=4,
+    traffic={"timeout": 10},
+)
+class BookRecs:
+    """Book recommendations that always answer: model, previous model, popular, new."""
+
+    def __init__(self) -> None:
+        self.engine = RecommendationEngine(SETTINGS)
+        self.engine.start()
+
+    @bentoml.api
+    def recommend(
+        self,
+        user_id: UserId,
+        k: ListSize = 10,
+        placement: Placement = "home",
+        book_id: BookId | None = None,
+    ) -> RecommendResponse:
+        """Return exactly k books for the user, never one the user has or that is unavailable."""
+        return _response(self.engine.recommend(user_id, k, placement, book_id))
+
+    @bentoml.api
+    def similar(
+        self, book_id: BookId, k: ListSize = 10, user_id: UserId | None = None
+    ) -> RecommendResponse:
+        """Return k books similar to book_id; a cold book is matched by its metadata.
+
+        A book in no loaded catalogue gets 404 with {"error": message}.
+        """
+        try:
+            served = self.engine.similar(book_id, k, user_id)
+        except BookNotFoundError as error:
+            # A plain response: BentoML logs a traceback for every raised NotFound.
+            return JSONResponse({"error": str(error)}, status_code=404)  # type: ignore[return-value]
+        return _response(served)
+
+    @bentoml.api
+    def info(self) -> Info:
+        """Return the served versions, load times, load errors and counters."""
+        return _info(self.engine)
+
+    def __is_ready__(self) -> bool:
+        return self.engine.ready()
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self.engine.close()
+        logger.info("service stopped; impression log flushed")
+
+
+def _info(engine: RecommendationEngine) -> Info:
+    return Info(**engine.info(), rate_limited=BUCKETS.rejected)
+
+
+def _response(served: Served) -> RecommendResponse:
+    return RecommendResponse(
+        request_id=served.request_id,
+        variant=served.variant,
+        source=served.source,
+        model_version=served.model_version,
+        placement=served.placement,
+        items=[Item(**dataclasses.asdict(item)) for item in served.items],
+    )
+
+
+BookRecs.add_asgi_middleware(
+    RateLimitMiddleware, buckets=BUCKETS, key_header=SETTINGS.rate_key_header
+)

@@ -29,7 +29,7 @@ def test_bucket_known_value():
 
 def test_assignment_stable_across_processes():
     users = USERS[:200]
-    here = [assign_variant(user, "pilot-a", VARIANTS) for user in users]
+    in_process = [assign_variant(user, "pilot-a", VARIANTS) for user in users]
     code = (
         "import json, sys\n"
         "from bookrecs.assignment import assign_variant\n"
@@ -46,7 +46,7 @@ def test_assignment_stable_across_processes():
         env={"PYTHONHASHSEED": "123", "PATH": ""},
         cwd=REPO_ROOT,
     )
-    assert json.loads(result.stdout) == here
+    assert json.loads(result.stdout) == in_process
 
 
 def test_buckets_uniform_chi_square():

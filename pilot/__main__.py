@@ -1,0 +1,7 @@
+"""Entry point of `python -m pilot`."""
+
+import sys
+
+from pilot.cli import main
+
+sys.exit(main())

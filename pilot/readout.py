@@ -1,0 +1,438 @@
+"""Pilot readout: data checks, SRM, effects, guardrails, rollback and the decision.
+
+Multiple-testing policy, stated in every report:
+
+* one primary metric decides at level alpha (two-sided), so it needs no correction;
+* every guardrail must pass its one-sided non-inferiority test at alpha. Requiring all of them
+  to pass is an intersection-union test, which keeps the error rate at alpha unadjusted;
+* secondary metrics are reported with Holm-adjusted p-values and never drive the decision;
+* rollback criteria are checked on cumulative data every day at the stricter `rollback.alpha`,
+  because repeated daily looks inflate the false-alarm rate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pilot.checks import CheckReport, run_checks
+from pilot.events import merge_impressions, read_events, read_impressions
+from pilot.metrics import METRICS, MetricSpec
+from pilot.plan import PilotPlan
+from pilot.sizing import PlanSummary, summarise_plan
+from pilot.stats import (
+    Effect,
+    degradation_beyond,
+    holm,
+    non_inferiority,
+    proportion_effect,
+    quantile_effect,
+    ratio_effect,
+    srm_test,
+)
+from pilot.totals import user_totals
+
+logger = logging.getLogger("bookrecs.pilot")
+
+SHIP = "ship"
+KEEP_RUNNING = "keep running"
+DO_NOT_SHIP = "do not ship"
+ROLL_BACK = "roll back"
+
+
+@dataclass
+class Readout:
+    """Result of a readout; `to_dict` is the JSON report."""
+
+    plan_name: str
+    as_of: str
+    status: str
+    decision: str
+    reasons: list[str]
+    checks: CheckReport
+    users: dict[str, int]
+    planned_users: dict[str, int]
+    planned_days: int
+    days_observed: int
+    srm: dict
+    primary: dict | None
+    secondary: list[dict] = field(default_factory=list)
+    guardrails: list[dict] = field(default_factory=list)
+    rollback: list[dict] = field(default_factory=list)
+    attribution: str = ""
+    policy: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain-dict form for JSON."""
+        values = asdict(self)
+        values["checks"] = asdict(self.checks)
+        return values
+
+
+def load_events(
+    events_paths: list[str | Path], impressions_path: str | Path | None
+) -> tuple[pl.DataFrame, CheckReport]:
+    """Read the event logs and, when given, replace their exposures with the impression log."""
+    events = read_events(events_paths)
+    report = CheckReport()
+    if impressions_path is not None:
+        events, report.exposure_rows_replaced = merge_impressions(
+            events, read_impressions(impressions_path)
+        )
+    return events, report
+
+
+def compute_effect(
+    spec: MetricSpec, totals: pl.DataFrame, latencies: pl.DataFrame, plan: PilotPlan
+) -> Effect:
+    """Estimate the treatment effect of one metric from per-user totals."""
+    control = totals.filter(pl.col("variant") == plan.control)
+    treatment = totals.filter(pl.col("variant") == plan.treatment)
+    if spec.kind == "ratio":
+        return ratio_effect(
+            control[spec.numerator].to_numpy(),
+            control[spec.denominator].to_numpy(),
+            treatment[spec.numerator].to_numpy(),
+            treatment[spec.denominator].to_numpy(),
+            plan.alpha,
+        )
+    if spec.kind == "proportion":
+        return proportion_effect(
+            int(control[spec.numerator].sum()),
+            control.height,
+            int(treatment[spec.numerator].sum()),
+            treatment.height,
+            plan.alpha,
+        )
+    return quantile_effect(
+        latencies.filter(pl.col("variant") == plan.control)[spec.numerator].to_numpy(),
+        latencies.filter(pl.col("variant") == plan.treatment)[spec.numerator].to_numpy(),
+        spec.quantile,
+        plan.alpha,
+    )
+
+
+def srm_section(totals: pl.DataFrame, plan: PilotPlan) -> dict:
+    """Chi-square SRM test on users per variant, overall and per value of each dimension."""
+    names = list(plan.variants)
+    shares = list(plan.variants.values())
+
+    def counts_of(frame: pl.DataFrame) -> list[int]:
+        per_variant = dict(frame.group_by("variant").len().iter_rows())
+        return [int(per_variant.get(name, 0)) for name in names]
+
+    overall = counts_of(totals)
+    statistic, p_value = srm_test(overall, shares)
+    breakdown = []
+    for dimension in (*plan.srm.dimensions, "first_day"):
+        if dimension not in totals.columns:
+            continue
+        for value in sorted(totals[dimension].drop_nulls().unique().to_list()):
+            segment = counts_of(totals.filter(pl.col(dimension) == value))
+            if sum(segment) == 0:
+                continue
+            seg_statistic, seg_p = srm_test(segment, shares)
+            breakdown.append(
+                {
+                    "dimension": dimension,
+                    "value": str(value),
+                    "counts": dict(zip(names, segment, strict=True)),
+                    "chi_square": seg_statistic,
+                    "p_value": seg_p,
+                    "flagged": seg_p < plan.srm.alpha,
+                }
+            )
+    return {
+        "counts": dict(zip(names, overall, strict=True)),
+        "expected_shares": dict(zip(names, shares, strict=True)),
+        "chi_square": statistic,
+        "p_value": p_value,
+        "alpha": plan.srm.alpha,
+        "mismatch": p_value < plan.srm.alpha,
+        "breakdown": breakdown,
+    }
+
+
+def rollback_section(totals, latencies, plan: PilotPlan) -> list[dict]:
+    """Evaluate the plan's rollback criteria on the data so far."""
+    users = dict(totals.group_by("variant").len().iter_rows())
+    enough = min(users.get(name, 0) for name in plan.variants) >= plan.rollback.min_users_per_arm
+    results = []
+    for criterion in plan.rollback.criteria:
+        spec = METRICS[criterion.metric]
+        entry = {
+            "metric": criterion.metric,
+            "threshold": criterion.threshold,
+            "threshold_type": criterion.threshold_type,
+            "alpha": plan.rollback.alpha,
+        }
+        if not enough:
+            entry.update(
+                checked=False,
+                triggered=False,
+                note=f"fewer than {plan.rollback.min_users_per_arm} users in an arm",
+            )
+            results.append(entry)
+            continue
+        effect = compute_effect(spec, totals, latencies, plan)
+        triggered, bound = degradation_beyond(
+            effect,
+            criterion.threshold,
+            criterion.threshold_type,
+            spec.higher_is_better,
+            plan.rollback.alpha,
+        )
+        entry.update(
+            checked=True,
+            triggered=triggered,
+            degradation_lower_bound=bound,
+            relative=effect.relative,
+            absolute=effect.absolute,
+        )
+        results.append(entry)
+    return results
+
+
+def attribution_text(plan: PilotPlan) -> str:
+    """One sentence stating the attribution window."""
+    rule = plan.attribution
+    item = "the same item after a click on it" if rule.same_item else "any item after a click"
+    if rule.window == "session":
+        return f"a purchase of {item} in the block counts when it happens in the same session"
+    return f"a purchase of {item} in the block counts within {rule.hours:g} hours of the click"
+
+
+def run_readout(
+    plan: PilotPlan,
+    events: pl.DataFrame,
+    report: CheckReport | None = None,
+    as_of: dt.date | None = None,
+) -> Readout:
+    """Run the complete readout on loaded events.
+
+    Parameters
+    ----------
+    plan : PilotPlan
+        The validated plan, with baselines (needed for the planned sample size).
+    events : polars.DataFrame
+        Events in `pilot.events.EVENT_SCHEMA`.
+    report : CheckReport, optional
+        Pre-filled check counts from `load_events`.
+    as_of : datetime.date, optional
+        Last day to include; default the planned end date.
+    """
+    summary = summarise_plan(plan)
+    end = summary.end_date if as_of is None else min(as_of, summary.end_date)
+    clean, checks = run_checks(events, plan, end, report)
+    totals, latencies = user_totals(clean, plan.attribution)
+
+    users = {name: int(totals.filter(pl.col("variant") == name).height) for name in plan.variants}
+    planned = {plan.control: summary.n_control, plan.treatment: summary.n_treatment}
+    planned_days = 7 * summary.weeks
+    last_day = dt.date.fromisoformat(checks.last_day) if checks.last_day else plan.start_date
+    days_observed = (min(last_day, end) - plan.start_date).days + 1
+    horizon_reached = days_observed >= planned_days and all(
+        users[name] >= planned[name] for name in plan.variants
+    )
+
+    srm = srm_section(totals, plan)
+    rollback = rollback_section(totals, latencies, plan)
+    primary, secondary, guardrails = _effects(plan, totals, latencies, users)
+
+    decision, reasons = decide(
+        plan,
+        horizon_reached,
+        srm,
+        primary,
+        guardrails,
+        rollback,
+        days_observed,
+        planned_days,
+        users,
+        planned,
+    )
+    readout = Readout(
+        plan_name=plan.name,
+        as_of=str(end),
+        status="final" if horizon_reached else "peek",
+        decision=decision,
+        reasons=reasons,
+        checks=checks,
+        users=users,
+        planned_users=planned,
+        planned_days=planned_days,
+        days_observed=days_observed,
+        srm=srm,
+        primary=primary,
+        secondary=secondary,
+        guardrails=guardrails,
+        rollback=rollback,
+        attribution=attribution_text(plan),
+        policy=policy_lines(plan),
+    )
+    logger.info("readout %s: %s, decision %s", plan.name, readout.status, decision)
+    return readout
+
+
+def _effects(plan, totals, latencies, users):
+    if min(users.values()) < 2:
+        return None, [], []
+    primary_spec = METRICS[plan.primary]
+    primary_effect = compute_effect(primary_spec, totals, latencies, plan)
+    primary = {"metric": plan.primary, "unit": primary_spec.unit, **primary_effect.to_dict()}
+
+    secondary = []
+    effects = [compute_effect(METRICS[name], totals, latencies, plan) for name in plan.secondary]
+    adjusted = holm([effect.p_value for effect in effects], plan.alpha)
+    for name, effect, (p_holm, rejected) in zip(plan.secondary, effects, adjusted, strict=True):
+        secondary.append(
+            {
+                "metric": name,
+                "unit": METRICS[name].unit,
+                **effect.to_dict(),
+                "p_holm": p_holm,
+                "significant_holm": rejected,
+            }
+        )
+
+    guardrails = []
+    for guardrail in plan.guardrails:
+        spec = METRICS[guardrail.metric]
+        effect = compute_effect(spec, totals, latencies, plan)
+        if not np.isfinite(effect.absolute_se) or (
+            guardrail.margin_type == "relative" and not np.isfinite(effect.relative_se)
+        ):
+            guardrails.append(
+                {
+                    "metric": guardrail.metric,
+                    "passed": False,
+                    "note": "not estimable: no data in an arm",
+                }
+            )
+            continue
+        test = non_inferiority(
+            guardrail.metric,
+            effect,
+            guardrail.margin,
+            guardrail.margin_type,
+            spec.higher_is_better,
+            plan.alpha,
+        )
+        guardrails.append(
+            {
+                **test.to_dict(),
+                "unit": spec.unit,
+                "control": effect.control,
+                "treatment": effect.treatment,
+            }
+        )
+    return primary, secondary, guardrails
+
+
+def decide(
+    plan,
+    horizon_reached,
+    srm,
+    primary,
+    guardrails,
+    rollback,
+    days_observed,
+    planned_days,
+    users,
+    planned,
+) -> tuple[str, list[str]]:
+    """Apply the decision rules in order: rollback, SRM, horizon, guardrails, primary."""
+    reasons = []
+    triggered = [entry["metric"] for entry in rollback if entry.get("triggered")]
+    if triggered:
+        return ROLL_BACK, [
+            f"rollback criterion breached beyond its threshold: {', '.join(triggered)}"
+        ]
+    if srm["mismatch"]:
+        return DO_NOT_SHIP, [
+            f"sample ratio mismatch (p = {srm['p_value']:.2g} < {srm['alpha']:g}): the effects are "
+            "not trustworthy; find the cause in the SRM breakdown, fix it and restart the pilot"
+        ]
+    if not horizon_reached:
+        remaining = ", ".join(f"{name} {users[name]:,}/{planned[name]:,} users" for name in planned)
+        return KEEP_RUNNING, [
+            f"peek: day {days_observed} of {planned_days}, {remaining}; numbers are shown but no "
+            "ship decision is made before the planned sample size and duration"
+        ]
+    if primary is None:
+        return KEEP_RUNNING, ["not enough users to estimate the primary metric"]
+    failed = [entry["metric"] for entry in guardrails if not entry["passed"]]
+    significant = primary["p_value"] < plan.alpha
+    if significant and primary["absolute"] < 0:
+        reasons.append(f"{plan.primary} is significantly worse ({primary['relative']:+.2%})")
+        return DO_NOT_SHIP, reasons
+    if failed:
+        reasons.append(f"non-inferiority not shown for guardrail(s): {', '.join(failed)}")
+        return DO_NOT_SHIP, reasons
+    if significant:
+        reasons.append(
+            f"{plan.primary} improved {primary['relative']:+.2%} "
+            f"(p = {primary['p_value']:.2g}) and every guardrail passed"
+        )
+        return SHIP, reasons
+    reasons.append(
+        f"{plan.primary} changed {primary['relative']:+.2%}, not significant "
+        f"(p = {primary['p_value']:.2g}) at the planned horizon"
+    )
+    return DO_NOT_SHIP, reasons
+
+
+def policy_lines(plan: PilotPlan) -> list[str]:
+    """The multiple-testing policy, as stated in the module docstring, with the plan's levels."""
+    return [
+        f"Primary metric {plan.primary}: one two-sided test at alpha {plan.alpha:g}, "
+        "no correction.",
+        f"Guardrails: one-sided non-inferiority tests at alpha {plan.alpha:g}; all must pass "
+        "(intersection-union test, no correction needed).",
+        "Secondary metrics: Holm-adjusted p-values, reported only, never decisive.",
+        f"Rollback: checked daily on cumulative data at one-sided alpha {plan.rollback.alpha:g}.",
+        "Fixed horizon: before the planned users and weeks are reached the readout is a peek.",
+    ]
+
+
+def write_readout(readout: Readout, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write `readout.json` and `readout.md` to `out_dir`; return both paths."""
+    from pilot.report import render_markdown
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "readout.json"
+    markdown_path = out_dir / "readout.md"
+    json_path.write_text(json.dumps(readout.to_dict(), indent=2, default=str))
+    markdown_path.write_text(render_markdown(readout))
+    return json_path, markdown_path
+
+
+def readout_from_files(
+    plan: PilotPlan,
+    events_paths: list[str | Path],
+    impressions_path: str | Path | None = None,
+    as_of: dt.date | None = None,
+) -> Readout:
+    """Load the logs and run the readout."""
+    events, report = load_events(events_paths, impressions_path)
+    return run_readout(plan, events, report, as_of)
+
+
+__all__ = [
+    "DO_NOT_SHIP",
+    "KEEP_RUNNING",
+    "ROLL_BACK",
+    "SHIP",
+    "PlanSummary",
+    "Readout",
+    "readout_from_files",
+    "run_readout",
+    "write_readout",
+]

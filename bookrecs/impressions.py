@@ -66,9 +66,10 @@ CREATE TABLE IF NOT EXISTS impressions (
 )
 """
 CREATE_INDEX = "CREATE INDEX IF NOT EXISTS impressions_ts ON impressions (ts)"
+# Only a repeated request_id is skipped; any other constraint failure rolls the batch back.
 INSERT = (
-    f"INSERT OR IGNORE INTO impressions ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+    f"INSERT INTO impressions ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)}) ON CONFLICT (request_id) DO NOTHING"
 )
 
 

@@ -8,8 +8,8 @@ Each file is written to `<name>.part` and renamed only after its size matches th
 Content-Length and its gzip stream decompresses to the end. An interrupted download resumes
 from the `.part` file with an HTTP Range request, both within one run (up to `--retries`
 times) and when the command is run again. Files that are complete already are skipped.
-The two Young Adult files are required; a failure on the authors, series or genres file is
-logged as a warning and the other files are still fetched.
+The two Young Adult files are required. A failure on the authors, series or genres file is
+logged as a warning, and the other files are still fetched.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ FILES: tuple[RemoteFile, ...] = (
 
 
 class DownloadError(BookRecsError):
-    """A file could not be downloaded completely; the message says why and what to do."""
+    """A file could not be downloaded completely. The message states why and what to do."""
 
 
 class UnreachableError(DownloadError):
@@ -107,7 +107,7 @@ def download_file(
     UnreachableError
         The host refused or dropped the connection, or its name did not resolve.
     DownloadError
-        The server answered with an error, the size does not match Content-Length after every
+        The server returned an HTTP error, the size does not match Content-Length after every
         retry, or the file is not a complete gzip stream.
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def download_file(
                 ) from None
             wait = retry_wait * 2 ** (attempt - 1)
             logger.warning(
-                "%s: transfer stopped at %s (%s); resuming in %.0f s (retry %d of %d)",
+                "%s: transfer stopped at %s (%s), resuming in %.0f s (retry %d of %d)",
                 name,
                 error.progress,
                 error.reason,
@@ -156,7 +156,7 @@ def download_file(
 
 
 class _Interrupted(Exception):
-    """The connection ended before Content-Length bytes arrived; the `.part` file is kept."""
+    """The connection ended before Content-Length bytes arrived. The `.part` file is kept."""
 
     def __init__(self, received: int, expected: int | None, reason: str) -> None:
         super().__init__(reason)
@@ -172,7 +172,7 @@ class _Interrupted(Exception):
 
 
 def _fetch_to_part(url: str, part: Path, timeout: float, show_progress: bool) -> None:
-    """Append the rest of `url` to `part`; restart from zero when the server ignores Range."""
+    """Append the rest of `url` to `part`, or restart from zero when the server ignores Range."""
     offset = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if offset:
@@ -183,7 +183,7 @@ def _fetch_to_part(url: str, part: Path, timeout: float, show_progress: bool) ->
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset:
             part.unlink()
-            logger.warning("%s is larger than the remote file; downloading it again", part)
+            logger.warning("%s is larger than the remote file, so it is downloaded again", part)
             _fetch_to_part(url, part, timeout, show_progress)
             return
         raise DownloadError(
@@ -245,8 +245,8 @@ def _stream(
     if total is not None and received > total:
         part.unlink()
         raise DownloadError(
-            f"{part.name}: received {received:,} bytes but the server announced {total:,}; "
-            "the partial file was deleted, run the command again"
+            f"{part.name}: received {received:,} bytes but the server announced {total:,}. "
+            "The partial file was deleted: run the command again"
         )
 
 
@@ -308,14 +308,16 @@ def select_files(names: Sequence[str] | None) -> list[RemoteFile]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return 0 on success and 1 on failure, printing one message."""
+    """Run the command line and return 0 on success, or print one message and return 1."""
     parser = argparse.ArgumentParser(
         prog="python -m bookrecs.data.download",
         description="Download the UCSD Book Graph Goodreads Young Adult files (resumable).",
     )
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="output folder")
     parser.add_argument(
-        "--base-url", default=DEFAULT_BASE_URL, help="folder URL that holds byGenre/ and the rest"
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        help="base URL of the folder that contains byGenre/ and the other files",
     )
     parser.add_argument(
         "--files", nargs="+", metavar="NAME", help="file names to fetch (default: all five)"

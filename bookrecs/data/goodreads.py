@@ -155,7 +155,7 @@ def read_goodreads(data_dir: Path, show_progress: bool = True) -> Dataset:
 def read_interactions(
     path: Path, drops: DropReport, manifest: list[FileRecord], show_progress: bool = True
 ) -> pl.DataFrame:
-    """Read and validate the interactions file; append its record to `manifest`."""
+    """Read and validate the interactions file, and append its record to `manifest`."""
     require_file(path, "download it with `make data` or pass --data-dir pointing at it")
     count = LineCount()
     frames = []
@@ -251,15 +251,15 @@ def _replace_ids(
     manifest: list[FileRecord],
     show_progress: bool,
 ) -> pl.DataFrame:
-    """Replace the ids in list column `column` by names from `path`; ids without a name stay."""
+    """Replace the ids in list column `column` by names from `path`. Ids without a name stay."""
     if not path.is_file():
         logger.info("%s not found: books keep %s ids instead of names", path, column)
         return books
-    wanted = books.select(pl.col(column).explode().drop_nulls().unique().alias(id_field))
+    needed_ids = books.select(pl.col(column).explode().drop_nulls().unique().alias(id_field))
     count = LineCount()
     names = pl.concat(
         [
-            block.join(wanted, on=id_field, how="semi")
+            block.join(needed_ids, on=id_field, how="semi")
             for block in iter_json_blocks(
                 path, fields, drops, count, show_progress, required=(id_field,)
             )
@@ -423,7 +423,7 @@ def iter_json_blocks(
 
 
 class _TooManyBadLines(Exception):
-    """More unparsable lines than allowed were found."""
+    """More than the allowed number of unparsable lines were found."""
 
 
 def _check_first_line(path: Path, block: bytes, fields: dict[str, pl.DataType] | None) -> None:
@@ -452,7 +452,7 @@ def _check_fields_present(path: Path, frame: pl.DataFrame, required: tuple[str, 
 def _parse_block(
     block: bytes, fields: dict[str, pl.DataType] | None, budget: int
 ) -> tuple[pl.DataFrame, int]:
-    """Parse a block of lines; lines polars rejects are found by bisection and counted.
+    """Parse a block of lines. Lines that polars rejects are found by bisection and counted.
 
     Raises `_TooManyBadLines` as soon as more than `budget` lines are bad.
     """
@@ -474,7 +474,7 @@ def _bisect_lines(
     frames: list[pl.DataFrame],
     budget: int,
 ) -> int:
-    """Append frames of the good lines to `frames`; return the number of bad lines."""
+    """Append frames of the good lines to `frames` and return the number of bad lines."""
     if not lines:
         return 0
     try:
@@ -499,7 +499,7 @@ def _read_ndjson(block: bytes, fields: dict[str, pl.DataType] | None) -> pl.Data
 
 
 def _iter_line_blocks(path: Path, show_progress: bool, block_bytes: int) -> Iterator[bytes]:
-    """Yield blocks of whole lines; the next block is decompressed while the caller parses."""
+    """Yield blocks of whole lines. The next block is decompressed while the caller parses."""
     raw = _open_raw(path)
     stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
     bar = tqdm(

@@ -1,7 +1,7 @@
 """Row validation shared by every reader.
 
 Rows with a missing id, an unparsable date, a rating outside 0..5 or an `is_read` value that is
-not a boolean are dropped and counted per file and reason in a `DropReport`; each row is
+not a boolean are dropped and counted per file and reason in a `DropReport`. Each row is
 counted once, under the first reason it fails. Problems with a whole file (missing, truncated,
 not JSON lines, lacking a column) raise one `DataError` that names the file and the fix.
 """
@@ -121,12 +121,12 @@ def parse_ids(column: str) -> pl.Expr:
 
 
 def parse_rating(column: str = RATING) -> pl.Expr:
-    """Cast a rating column to Float32; text that is not a number becomes null."""
+    """Cast a rating column to Float32. Text that is not a number becomes null."""
     return pl.col(column).cast(pl.Utf8).str.strip_chars().cast(pl.Float32, strict=False)
 
 
 def parse_bool(column: str = IS_READ) -> pl.Expr:
-    """Parse booleans written as true/false, 1/0, yes/no, t/f or y/n (any case); else null."""
+    """Parse booleans written as true/false, 1/0, yes/no, t/f or y/n (any case), else null."""
     text = pl.col(column).cast(pl.Utf8).str.strip_chars().str.to_lowercase()
     return (
         pl.when(text.is_in(_TRUE_VALUES))
@@ -138,7 +138,7 @@ def parse_bool(column: str = IS_READ) -> pl.Expr:
 
 
 def parse_goodreads_date(column: str = DATE) -> pl.Expr:
-    """Parse UCSD dates such as `Wed Mar 29 00:12:52 -0700 2017` to UTC; bad text is null."""
+    """Parse UCSD dates such as `Wed Mar 29 00:12:52 -0700 2017` to UTC, or null if invalid."""
     return (
         pl.col(column)
         .str.strptime(pl.Datetime("us"), GOODREADS_DATE_FORMAT, strict=False)
@@ -147,7 +147,7 @@ def parse_goodreads_date(column: str = DATE) -> pl.Expr:
 
 
 def parse_iso_date(column: str = DATE) -> pl.Expr:
-    """Parse ISO-8601 text to UTC; text without an offset is read as UTC, bad text is null."""
+    """Parse ISO-8601 text to UTC. Text without an offset is read as UTC, invalid text as null."""
     text = pl.col(column).cast(pl.Utf8).str.strip_chars()
     candidates = [
         text.str.strptime(pl.Datetime("us", "UTC"), layout, strict=False)
@@ -161,7 +161,7 @@ def parse_iso_date(column: str = DATE) -> pl.Expr:
 
 
 def parse_timestamp(frame: pl.DataFrame, column: str) -> pl.Expr:
-    """Parse a timestamp column of any dtype to Datetime(us, UTC); values it cannot read are null.
+    """Parse a timestamp column of any dtype to Datetime(us, UTC), with null for invalid values.
 
     Datetimes are converted to UTC (naive ones are taken as UTC). Numbers are Unix seconds.
     Text may be ISO-8601, Unix seconds or the Goodreads layout.
@@ -273,7 +273,7 @@ def list_column(frame: pl.DataFrame, column: str) -> pl.Expr:
 
 
 def parse_year(column: str) -> pl.Expr:
-    """Parse a publication year to Int32; empty or non-numeric values become null."""
+    """Parse a publication year to Int32. Empty or non-numeric values become null."""
     return (
         pl.col(column)
         .cast(pl.Utf8)
@@ -284,7 +284,7 @@ def parse_year(column: str) -> pl.Expr:
 
 
 def clean_books(frame: pl.DataFrame, source: str, drops: DropReport) -> pl.DataFrame:
-    """Validate book metadata already mapped to `BOOK_SCHEMA` names; return it in that schema.
+    """Validate book metadata already mapped to `BOOK_SCHEMA` names and return it in that schema.
 
     Columns absent from `frame` are filled with nulls. Rows without an item_id and repeated
     item_ids (all but the first row) are dropped and counted.
@@ -350,7 +350,7 @@ def log_drops(drops: DropReport, dataset_name: str, kept_rows: int) -> None:
 
 
 def read_table(path: Path, fix: str) -> pl.DataFrame:
-    """Read a Parquet or CSV file; a missing or unreadable file raises one `DataError`.
+    """Read a Parquet or CSV file. A missing or unreadable file raises one `DataError`.
 
     CSV cells are all read as text so that bad values reach row validation instead of failing
     the whole file; Parquet columns keep their stored dtypes.

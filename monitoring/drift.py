@@ -204,7 +204,10 @@ def _verdict_line(summary: DriftSummary) -> str:
     elif summary.verdict == "no_drift":
         text = "verdict: no drift that calls for retraining"
     else:
-        text = "verdict: no decision, the windows are too small or empty for any check"
+        text = (
+            "verdict: no decision, no check that can recommend retraining had enough data "
+            "(see the notes and checks below)"
+        )
     if summary.warnings:
         text += "; warnings: " + ", ".join(check.name for check in summary.warnings)
     return text

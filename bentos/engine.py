@@ -552,9 +552,10 @@ class RecommendationEngine:
         self.counters.add(f"source_{served.source}")
         if len(served.items) < k:
             self.counters.add("short_lists")
+        if any(message == "no result" for _, message in errors):
+            self.counters.add("fallback_unknown_user")
         for source, message in errors:
             if message == "no result":
-                self.counters.add("fallback_unknown_user")
                 continue
             kind = "timeout" if message.startswith("TimeoutError") else "error"
             count = self.counters.add(f"fallback_{kind}")

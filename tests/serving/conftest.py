@@ -9,6 +9,8 @@ b03-b04 (author "B"), so reasons and metadata similarity have known answers.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,11 @@ from bookrecs.interactions import TrainData
 from bookrecs.models import build_model
 from bookrecs.serving_bundle import export_bundle
 from bookrecs.split import Split, SplitReport
+
+# BentoML fixes its home (model store) at first use in a process, so every store test of this
+# session shares one temporary home instead of the developer's or the Makefile's.
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bookrecs-bentoml-")
+os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 
 # user -> books in train
 TRAIN = {
@@ -102,14 +109,6 @@ def bundles(tmp_path_factory, train_data) -> dict[str, Path]:
         "run1": make_bundle(root / "run1", train_data, "popular", "run1"),
         "run2": make_bundle(root / "run2", train_data, "itemknn", "run2"),
     }
-
-
-@pytest.fixture
-def bentoml_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "bentoml_home"
-    monkeypatch.setenv("BENTOML_HOME", str(home))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "true")
-    return home
 
 
 def free_port() -> int:

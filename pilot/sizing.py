@@ -214,12 +214,15 @@ def summarise_plan(plan: PilotPlan) -> PlanSummary:
             if guardrail.margin_type == "relative"
             else guardrail.margin / sizer.value
         )
-        n_c, n_t = sizer.arm_sizes(relative, one_sided=True)
+        # The margin is a degradation: a drop for higher-is-better metrics, a rise otherwise.
+        # Only Cohen's h for proportions depends on the direction.
+        worse = -relative if spec.higher_is_better else relative
+        n_c, n_t = sizer.arm_sizes(worse, one_sided=True)
         guardrail_rows.append(
             SizeRow(
                 guardrail.metric,
                 f"non-inferiority, one-sided {sizer.test}",
-                _margin_text(guardrail.margin, guardrail.margin_type),
+                _margin_text(guardrail.margin, guardrail.margin_type, spec.higher_is_better),
                 n_c,
                 n_t,
                 weeks_for(n_c + n_t, per_day)[1],
@@ -251,8 +254,11 @@ def summarise_plan(plan: PilotPlan) -> PlanSummary:
     return summary
 
 
-def _margin_text(margin: float, margin_type: str) -> str:
-    return f"-{margin:.1%} relative" if margin_type == "relative" else f"{margin:g} absolute"
+def _margin_text(margin: float, margin_type: str, higher_is_better: bool) -> str:
+    sign = "-" if higher_is_better else "+"
+    if margin_type == "relative":
+        return f"{sign}{margin:.1%} relative"
+    return f"{sign}{margin:g} absolute"
 
 
 def format_summary(summary: PlanSummary) -> str:

@@ -209,14 +209,18 @@ def clean_interactions(
     pl.DataFrame
         Valid rows only, with exactly the `INTERACTION_SCHEMA` columns and dtypes.
     """
-    parsed = frame.select(
-        parse_ids(USER_ID).alias(USER_ID),
-        parse_ids(ITEM_ID).alias(ITEM_ID),
-        parse_rating(RATING).alias(RATING),
-        (parse_bool(IS_READ) if frame.schema[IS_READ] != pl.Boolean else pl.col(IS_READ)).alias(
-            IS_READ
-        ),
-        date.alias(DATE),
+    parsed = _select_or_raise(
+        frame,
+        [
+            parse_ids(USER_ID).alias(USER_ID),
+            parse_ids(ITEM_ID).alias(ITEM_ID),
+            parse_rating(RATING).alias(RATING),
+            (parse_bool(IS_READ) if frame.schema[IS_READ] != pl.Boolean else pl.col(IS_READ)).alias(
+                IS_READ
+            ),
+            date.alias(DATE),
+        ],
+        source,
     )
     checks = [
         (REASON_MISSING_USER, pl.col(USER_ID).is_null()),
@@ -255,15 +259,21 @@ def _drop_failing(
     return frame.filter(~already_bad)
 
 
-def list_column(frame: pl.DataFrame, column: str) -> pl.Expr:
+def list_column(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
     """Return `column` as List(Utf8): lists are cast, text is split on `|`, null stays null.
 
-    Empty entries and surrounding spaces are removed from every list.
+    Empty entries and surrounding spaces are removed from every list. Lists of structs or of
+    lists raise `DataError` naming `source`, because their text form is not a usable name.
     """
     if column not in frame.columns:
         return pl.lit(None, dtype=pl.List(pl.Utf8))
     dtype = frame.schema[column]
     if isinstance(dtype, pl.List | pl.Array):
+        if dtype.inner is not None and dtype.inner.is_nested():
+            raise DataError(
+                f"{source} column {column!r} has type {dtype}: give a list of names or text "
+                "with names separated by `|` (see docs/data.md)"
+            )
         values = pl.col(column).cast(pl.List(pl.Utf8))
     elif dtype == pl.Null:
         return pl.lit(None, dtype=pl.List(pl.Utf8))
@@ -294,24 +304,34 @@ def clean_books(frame: pl.DataFrame, source: str, drops: DropReport) -> pl.DataF
         if name == ITEM_ID:
             columns.append(parse_ids(ITEM_ID).alias(ITEM_ID))
         elif name in (AUTHORS, SERIES, TAGS):
-            columns.append(list_column(frame, name).alias(name))
+            columns.append(list_column(frame, name, source).alias(name))
         elif name == YEAR and name in frame.columns:
             columns.append(parse_year(YEAR).alias(YEAR))
         elif name in frame.columns:
             columns.append(pl.col(name).cast(dtype, strict=False).alias(name))
         else:
             columns.append(pl.lit(None, dtype=dtype).alias(name))
-    books = frame.select(columns)
+    books = _select_or_raise(frame, columns, source)
     books = _blank_to_null(books, (TITLE, DESCRIPTION, LANGUAGE))
     checks = [
         (REASON_MISSING_ITEM, pl.col(ITEM_ID).is_null()),
-        (
-            REASON_DUPLICATE_ITEM,
-            pl.col(ITEM_ID).is_duplicated() & ~pl.col(ITEM_ID).is_first_distinct(),
-        ),
+        (REASON_DUPLICATE_ITEM, ~pl.col(ITEM_ID).is_first_distinct()),
     ]
-    books = _drop_failing(books, checks, source, drops)
+    books = aligned_tag_counts(_drop_failing(books, checks, source, drops))
     return books.select(pl.col(name).cast(dtype) for name, dtype in BOOK_SCHEMA.items())
+
+
+def _select_or_raise(frame: pl.DataFrame, columns: list[pl.Expr], source: str) -> pl.DataFrame:
+    """Apply the parsing expressions, turning a dtype polars cannot convert into `DataError`."""
+    try:
+        return frame.select(columns)
+    except PolarsError as error:
+        found = ", ".join(f"{name}: {dtype}" for name, dtype in frame.schema.items())
+        reason = str(error).strip().splitlines()[0]
+        raise DataError(
+            f"{source} has a column of an unsupported type ({reason}; found {found}): "
+            "see docs/data.md for the accepted types"
+        ) from None
 
 
 def _blank_to_null(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:

@@ -140,3 +140,14 @@ def test_all_rows_invalid(tmp_path):
 
     with pytest.raises(DataError, match="has no valid interactions"):
         read_custom(tmp_path, show_progress=False)
+
+
+def test_list_user_id_rejected(tmp_path):
+    pl.DataFrame({"user_id": [["a", "b"]], "item_id": ["i"], "timestamp": [1.0]}).write_parquet(
+        tmp_path / "interactions.parquet"
+    )
+
+    with pytest.raises(DataError, match="has a column of an unsupported type") as caught:
+        read_custom(tmp_path, show_progress=False)
+
+    assert "user_id: List(String)" in str(caught.value)

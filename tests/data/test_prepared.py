@@ -148,3 +148,31 @@ def test_not_parquet(tmp_path):
         read_prepared(tmp_path, show_progress=False)
 
     assert caught.value.__cause__ is None
+
+
+def test_unsupported_column_type(tmp_path):
+    write_files(tmp_path)
+    pl.DataFrame({"item_id": ["10"], "authors": [[{"id": 1, "role": "x"}]]}).write_parquet(
+        tmp_path / BOOKS_FILE
+    )
+
+    with pytest.raises(DataError, match="books.pq column 'authors' has type List") as caught:
+        read_prepared(tmp_path, show_progress=False)
+
+    assert "separated by `|`" in str(caught.value)
+
+
+def test_tag_counts_kept_when_aligned(tmp_path):
+    write_files(tmp_path)
+    pl.DataFrame(
+        {
+            "item_id": ["10", "11"],
+            "tags": [["a", "b"], ["c"]],
+            "tag_counts": [[3, 1], [1, 2]],
+        }
+    ).write_parquet(tmp_path / BOOKS_FILE)
+
+    books = read_prepared(tmp_path, show_progress=False).books
+
+    assert books is not None
+    assert books.get_column("tag_counts").to_list() == [[3, 1], None]

@@ -1,0 +1,1 @@
+"""Readers, validation, preparation and the demo generator."""

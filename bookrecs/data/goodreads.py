@@ -87,8 +87,24 @@ BOOK_FIELDS: dict[str, pl.DataType] = {
     "language_code": pl.Utf8(),
     "publication_year": pl.Utf8(),
 }
-AUTHOR_FIELDS: dict[str, pl.DataType] = {"author_id": pl.Utf8(), "name": pl.Utf8()}
-SERIES_FIELDS: dict[str, pl.DataType] = {"series_id": pl.Utf8(), "title": pl.Utf8()}
+
+
+@dataclass(frozen=True)
+class NameLookup:
+    """An optional file that maps the ids in one books column to names."""
+
+    column: str
+    file_name: str
+    id_field: str
+    name_field: str
+
+    @property
+    def fields(self) -> dict[str, pl.DataType]:
+        return {self.id_field: pl.Utf8(), self.name_field: pl.Utf8()}
+
+
+AUTHOR_NAMES = NameLookup(AUTHORS, AUTHORS_FILE, "author_id", "name")
+SERIES_TITLES = NameLookup(SERIES, SERIES_FILE, "series_id", "title")
 
 
 @dataclass
@@ -190,28 +206,8 @@ def read_books(
         raise DataError(f"{path} contains no books: {REFETCH_FIX}")
     books = clean_books(pl.concat(frames), path.name, drops)
 
-    books = _replace_ids(
-        books,
-        AUTHORS,
-        data_dir / AUTHORS_FILE,
-        "author_id",
-        "name",
-        AUTHOR_FIELDS,
-        drops,
-        manifest,
-        show_progress,
-    )
-    books = _replace_ids(
-        books,
-        SERIES,
-        data_dir / SERIES_FILE,
-        "series_id",
-        "title",
-        SERIES_FIELDS,
-        drops,
-        manifest,
-        show_progress,
-    )
+    for lookup in (AUTHOR_NAMES, SERIES_TITLES):
+        books = _replace_ids(books, lookup, data_dir, drops, manifest, show_progress)
     genres_path = data_dir / GENRES_FILE
     if genres_path.is_file():
         genres = read_genres(genres_path, books.get_column(ITEM_ID), drops, manifest, show_progress)
@@ -242,16 +238,15 @@ def _book_block_to_schema(block: pl.DataFrame) -> pl.DataFrame:
 
 def _replace_ids(
     books: pl.DataFrame,
-    column: str,
-    path: Path,
-    id_field: str,
-    name_field: str,
-    fields: dict[str, pl.DataType],
+    lookup: NameLookup,
+    data_dir: Path,
     drops: DropReport,
     manifest: list[FileRecord],
     show_progress: bool,
 ) -> pl.DataFrame:
-    """Replace the ids in list column `column` by names from `path`. Ids without a name stay."""
+    """Replace the ids in `lookup.column` by names from its file. Ids without a name stay."""
+    path = data_dir / lookup.file_name
+    column, id_field, name_field = lookup.column, lookup.id_field, lookup.name_field
     if not path.is_file():
         logger.info("%s not found: books keep %s ids instead of names", path, column)
         return books
@@ -261,10 +256,10 @@ def _replace_ids(
         [
             block.join(needed_ids, on=id_field, how="semi")
             for block in iter_json_blocks(
-                path, fields, drops, count, show_progress, required=(id_field,)
+                path, lookup.fields, drops, count, show_progress, required=(id_field,)
             )
         ]
-        or [pl.DataFrame(schema=fields)]
+        or [pl.DataFrame(schema=lookup.fields)]
     )
     manifest.append(file_record(path, count.rows))
     names = names.filter(pl.col(name_field).str.strip_chars().str.len_bytes() > 0).unique(
@@ -286,7 +281,7 @@ def _replace_ids(
         .agg(pl.col(column).drop_nulls())
         .sort("_row")
     )
-    # Explode drops rows with an empty list, so rows join back by index and keep their value.
+    # Polars 2.1 explode drops rows whose list is empty, so rows join back by index instead.
     return (
         books.with_row_index("_row")
         .join(resolved.rename({column: "_resolved"}), on="_row", how="left")

@@ -228,9 +228,9 @@ class ItemFeaturizer:
         for group in GROUPS:
             block = self._transform_group(group, books)
             weight = self.params.weights.get(group, 0.0)
-            blocks.append(_normalise_rows(block) * weight)
+            blocks.append(normalise_rows(block) * weight)
         matrix = sp.hstack(blocks, format="csr", dtype=np.float32)
-        matrix = _normalise_rows(matrix)
+        matrix = normalise_rows(matrix)
         empty = int((np.diff(matrix.indptr) == 0).sum())
         if empty:
             logger.debug("%d of %d books have no known content features", empty, books.height)
@@ -427,7 +427,8 @@ def _year_buckets(years: pl.Series, edges: tuple[int, ...]) -> sp.csr_matrix:
     )
 
 
-def _normalise_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
+def normalise_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """Return `matrix` as float32 CSR with unit L2 rows; all-zero rows stay zero."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)

@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-import polars as pl
 
-from bookrecs.columns import DATE, ITEM_ID, USER_ID
+from bookrecs.columns import WEIGHT
 from bookrecs.config import ProtocolConfig
-from bookrecs.exceptions import ConfigError, DataError
-from bookrecs.split import Split, SplitReport
+from bookrecs.data.prepare import Prepared
+from bookrecs.exceptions import DataError
+from bookrecs.split import Split, make_split
 
 logger = logging.getLogger("bookrecs.tuning")
 
@@ -38,83 +38,21 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
 }
 
 
-def cut_by_time(
-    interactions: pl.DataFrame,
-    books: pl.DataFrame | None,
-    quantile: float,
-    cold_threshold: int = 1,
-    synthetic: bool = False,
-) -> Split:
-    """Split `interactions` at the `quantile` of `date_added` into train and test.
-
-    Test keeps pairs of users that also appear in train and drops pairs already in train.
-    Cold items are the test and catalogue items with fewer than `cold_threshold` train
-    interactions.
-    """
-    if not 0 < quantile < 1:
-        raise ConfigError(f"quantile={quantile} is invalid: it must be between 0 and 1")
-    if interactions.height == 0:
-        raise DataError("cannot split an empty interaction table: check the data filters")
-
-    cut = interactions[DATE].quantile(quantile, interpolation="nearest")
-    train = interactions.filter(pl.col(DATE) < cut)
-    later = interactions.filter(pl.col(DATE) >= cut)
-    if train.height == 0 or later.height == 0:
-        raise DataError(
-            f"cutting at the {quantile} quantile ({cut}) leaves an empty side: "
-            "the dates are too concentrated, choose another quantile"
-        )
-
-    known_users = train.select(USER_ID).unique()
-    test = (
-        later.join(known_users, on=USER_ID, how="semi")
-        .join(train.select(USER_ID, ITEM_ID), on=[USER_ID, ITEM_ID], how="anti")
-        .select(USER_ID, ITEM_ID)
-        .unique(maintain_order=True)
-    )
-    counts = train.group_by(ITEM_ID).len(name="train_count")
-    candidates = [test.select(ITEM_ID)]
-    if books is not None:
-        candidates.append(books.select(ITEM_ID))
-    catalogue = pl.concat(candidates).unique()
-    cold = (
-        catalogue.join(counts, on=ITEM_ID, how="left")
-        .filter(pl.col("train_count").fill_null(0) < cold_threshold)[ITEM_ID]
-        .sort()
-    )
-    cold_pairs = test.filter(pl.col(ITEM_ID).is_in(cold.implode())).height
-
-    report = SplitReport(
-        steps=[("interactions", interactions.height), ("train", train.height)],
-        cut_date=cut,
-        cold_threshold=cold_threshold,
-        train_users=train[USER_ID].n_unique(),
-        train_items=train[ITEM_ID].n_unique(),
-        train_pairs=train.height,
-        test_users=test[USER_ID].n_unique(),
-        test_items=test[ITEM_ID].n_unique(),
-        test_pairs=test.height,
-        cold_items=len(cold),
-        cold_test_pair_share=cold_pairs / test.height if test.height else 0.0,
-    )
-    return Split(
-        train=train, test=test, books=books, cold_items=cold, report=report, synthetic=synthetic
-    )
-
-
 def validation_split(split: Split, protocol: ProtocolConfig) -> Split:
     """Carve a validation split out of `split.train` by time; `split.test` is not used.
 
-    The cut sits at `protocol.test_quantile` of the training dates, and items are cold with
-    the same `protocol.cold_threshold` as in the test split.
+    `bookrecs.split.make_split` cuts the training interactions at `protocol.test_quantile`
+    of their dates, so validation follows the same rules as the test split (weights, cold
+    threshold, users of the validation test all present in the validation train).
     """
-    validation = cut_by_time(
-        split.train,
-        split.books,
-        protocol.test_quantile,
-        protocol.cold_threshold,
+    prepared = Prepared(
+        interactions=split.train.drop(WEIGHT, strict=False),
+        books=split.books,
+        steps=[("train", split.train.height)],
+        name="validation",
         synthetic=split.synthetic,
     )
+    validation = make_split(prepared, protocol)
     report = validation.report
     logger.info(
         "validation split: %d train pairs, %d validation pairs, %d cold items (%.1f%% of pairs)",

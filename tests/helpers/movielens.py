@@ -15,14 +15,12 @@ items.csv
 from __future__ import annotations
 
 import re
-from datetime import UTC
 from pathlib import Path
 
 import polars as pl
 
 from bookrecs.columns import (
     AUTHORS,
-    DATE,
     DESCRIPTION,
     IS_READ,
     ITEM_ID,
@@ -33,12 +31,13 @@ from bookrecs.columns import (
     TAGS,
     TITLE,
     USER_ID,
-    WEIGHT,
     YEAR,
 )
+from bookrecs.config import ProtocolConfig
+from bookrecs.data.custom import read_custom
 from bookrecs.data.dataset import BOOK_SCHEMA
-from bookrecs.split import Split
-from bookrecs.tuning import cut_by_time
+from bookrecs.data.prepare import prepare
+from bookrecs.split import Split, make_split
 
 TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:-\d{0,4})?\)\s*$")
 NO_GENRES = "(no genres listed)"
@@ -118,21 +117,19 @@ def read_movielens_items(ml_dir: Path) -> pl.DataFrame:
     )
 
 
-def movielens_split(ml_dir: Path, quantile: float = 0.8, cold_threshold: int = 1) -> Split:
-    """Build a time split of MovieLens ratings without the data readers.
+# Protocol for MovieLens: no edition merging (remakes share titles), all history kept.
+MOVIELENS_PROTOCOL = ProtocolConfig(
+    merge_editions=False, recent_share=1.0, test_quantile=0.8, cold_threshold=1
+)
 
-    Every rating becomes an interaction with weight 1 + rating / 5, dated by its timestamp.
-    """
-    ratings = pl.read_csv(Path(ml_dir) / "ratings.csv")
-    interactions = ratings.select(
-        pl.col("userId").cast(pl.Utf8).alias(USER_ID),
-        pl.col("movieId").cast(pl.Utf8).alias(ITEM_ID),
-        pl.col("rating").cast(pl.Float32).alias(RATING),
-        pl.lit(True).alias(IS_READ),
-        pl.from_epoch("timestamp", time_unit="s").dt.replace_time_zone(str(UTC)).alias(DATE),
-        (1.0 + pl.col("rating") / 5.0).cast(pl.Float32).alias(WEIGHT),
-    )
-    return cut_by_time(interactions, read_movielens_items(ml_dir), quantile, cold_threshold)
+
+def movielens_split(
+    ml_dir: Path, dest: Path, protocol: ProtocolConfig = MOVIELENS_PROTOCOL
+) -> Split:
+    """Convert MovieLens into `dest`, then read, prepare and split it like any custom dataset."""
+    folder = write_movielens_catalogue(ml_dir, dest)
+    dataset = read_custom(folder, show_progress=False)
+    return make_split(prepare(dataset, protocol, show_progress=False), protocol)
 
 
 def _split_title(raw: str) -> tuple[str, int | None]:

@@ -143,6 +143,7 @@ def download_file(
             )
             time.sleep(wait)
 
+    logger.info("%s: checking that the gzip stream is complete", name)
     try:
         check_gzip(part)
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:

@@ -1,7 +1,7 @@
 """TrainFlow: load, prepare and split the data, train every model, evaluate, keep a run record.
 
-    start -> load -> split -> tune_hybrid (foreach grid point) -> select -> train (foreach model)
-          -> join -> end
+    start -> load -> split -> tune_hybrid (foreach grid point) -> select -> branch_models
+          -> train (foreach model) -> join -> end
 
 Each run keeps as artifacts: the config, the data manifest, the drop and split reports, every
 model's weights and the metrics table (`Flow("TrainFlow").latest_run.data.metrics`). The end step
@@ -140,7 +140,13 @@ class TrainFlow(FlowSpec):
             self.tuned_params["lightfm"] = best
             print(f"chosen lightfm parameters: {best}")
 
+        self.next(self.branch_models)
+
+    @step
+    def branch_models(self):
+        """Start one training task per model."""
         self.model_names = list(self.config.models)
+
         self.next(self.train, foreach="model_names")
 
     @step

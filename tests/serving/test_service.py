@@ -1,0 +1,105 @@
+"""The BentoML service class in process and its ASGI app (validation, 404, 429, probes)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from starlette.testclient import TestClient
+
+from bentos.ratelimit import TokenBuckets
+
+
+@pytest.fixture
+def service_module(monkeypatch, tmp_path, bundles):
+    monkeypatch.setenv("BOOKRECS_BUNDLE", str(bundles["run2"]))
+    monkeypatch.setenv("BOOKRECS_PREVIOUS_BUNDLE", str(bundles["run1"]))
+    monkeypatch.setenv("BOOKRECS_IMPRESSIONS", str(tmp_path / "impressions.sqlite"))
+    monkeypatch.setenv("BOOKRECS_RATE_LIMIT", "1")
+    monkeypatch.setenv("BOOKRECS_RATE_BURST", "3")
+    monkeypatch.setenv("BOOKRECS_RATE_KEY_HEADER", "x-client-id")
+    import bentos.service
+
+    # Settings are read at import, as `bentoml serve` does in a fresh process.
+    return importlib.reload(bentos.service)
+
+
+def test_class_in_process(service_module):
+    service = service_module.BookRecs()
+    response = service.recommend(user_id="u1", k=4)
+    assert response.source == "model"
+    assert len(response.items) == 4
+    assert {item.item_id for item in response.items}.isdisjoint({"b01", "b02", "b03", "b04"})
+    similar = service.similar(book_id="b09", k=2)
+    assert [item.item_id for item in similar.items] == ["b01", "b02"]
+    info = service.info()
+    assert info.ready
+    assert info.counters["requests_recommend"] == 1
+    service.close()
+
+
+def test_unknown_book_is_404(service_module):
+    service = service_module.BookRecs()
+    response = service.similar(book_id="missing", k=2)
+    assert response.status_code == 404
+    assert b"missing" in response.body
+    service.close()
+
+
+def test_asgi_app(service_module):
+    # One app per process: BentoML registers its Prometheus metrics once per app.
+    with TestClient(service_module.BookRecs.to_asgi()) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/livez").status_code == 200
+        check_validation(client)
+        check_rate_limit(client)
+        spec = client.get("/docs.json").json()
+        assert {"/recommend", "/similar", "/info"} <= set(spec["paths"])
+        info = client.get("/ops/info").json()
+        assert info["current"]["run_id"] == "run2"
+        assert info["rate_limited"] == 2
+
+
+def check_validation(client: TestClient) -> None:
+    def post(body: dict, client_id: str) -> dict:
+        response = client.post("/recommend", json=body, headers={"x-client-id": client_id})
+        assert response.status_code == 400, body
+        return response.json()
+
+    assert post({"user_id": "u1", "k": 101}, "a")["detail"][0]["loc"] == ["k"]
+    assert post({"k": 3}, "b")["detail"][0]["loc"] == ["user_id"]
+    assert post({"user_id": "u1", "k": "ten"}, "c")["detail"][0]["loc"] == ["k"]
+    assert post({"user_id": "u1", "placement": "shelf"}, "d")["detail"][0]["loc"] == ["placement"]
+
+
+def check_rate_limit(client: TestClient) -> None:
+    headers = {"x-client-id": "hasty"}
+    codes = [
+        client.post("/recommend", json={"user_id": "u1", "k": 2}, headers=headers).status_code
+        for _ in range(4)
+    ]
+    assert codes == [200, 200, 200, 429]
+    limited = client.post("/similar", json={"book_id": "b01"}, headers=headers)
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert "rate limit" in limited.json()["error"]
+    other = client.post("/recommend", json={"user_id": "u1"}, headers={"x-client-id": "calm"})
+    assert other.status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_token_bucket_refills():
+    now = [0.0]
+    buckets = TokenBuckets(rate=2.0, burst=2, clock=lambda: now[0])
+    assert buckets.take("a") == 0.0
+    assert buckets.take("a") == 0.0
+    assert buckets.take("a") == pytest.approx(0.5)
+    assert buckets.take("b") == 0.0
+    now[0] = 0.5
+    assert buckets.take("a") == 0.0
+    assert buckets.rejected == 1
+
+
+def test_token_bucket_disabled():
+    buckets = TokenBuckets(rate=0.0, burst=1)
+    assert all(buckets.take("a") == 0.0 for _ in range(100))

@@ -14,7 +14,10 @@ from bookrecs.models.base import Recommender
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
-_SCORE_BITS = 24  # float32 holds 24-bit integers exactly, so scores are exact multiples of 2**-24
+# Multipliers of the murmur3 32-bit finaliser.
+_MIX32_1 = np.uint32(0x85EBCA6B)
+_MIX32_2 = np.uint32(0xC2B2AE35)
+_ONE_BITS = np.uint32(0x3F800000)  # bit pattern of float32 1.0
 
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
@@ -23,6 +26,13 @@ def _splitmix64(values: np.ndarray) -> np.ndarray:
     values = (values ^ (values >> np.uint64(30))) * _MIX_1
     values = (values ^ (values >> np.uint64(27))) * _MIX_2
     return values ^ (values >> np.uint64(31))
+
+
+def _keys(stream: int, seed: int, indices: np.ndarray) -> np.ndarray:
+    """Return independent-looking uint32 keys of `indices` for one seed and stream."""
+    base = _splitmix64(np.array([seed % 2**64, stream], dtype=np.uint64))
+    mixed = _splitmix64((base[0] ^ base[1]) ^ _splitmix64(indices.astype(np.uint64)))
+    return (mixed >> np.uint64(32)).astype(np.uint32)
 
 
 class RandomRecommender(Recommender):
@@ -45,10 +55,20 @@ class RandomRecommender(Recommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        users = np.asarray(users, dtype=np.int64).astype(np.uint64)
-        seed = np.uint64(self.seed % 2**64)
-        user_keys = _splitmix64(_splitmix64(np.full_like(users, seed)) ^ users)
-        items = np.arange(self.n_items, dtype=np.uint64)
-        hashes = _splitmix64(user_keys[:, None] ^ _splitmix64(items)[None, :])
-        top_bits = (hashes >> np.uint64(64 - _SCORE_BITS)).astype(np.float32)
-        return top_bits * np.float32(2.0**-_SCORE_BITS)
+        user_keys = _keys(0, self.seed, np.asarray(users, dtype=np.int64))
+        item_keys = _keys(1, self.seed, np.arange(self.n_items, dtype=np.int64))
+
+        # One multiply-xorshift-multiply round over the xor of two hashed keys, done in place
+        # because this array has n_users x n_items entries.
+        hashes = np.bitwise_xor(user_keys[:, None], item_keys[None, :])
+        np.multiply(hashes, _MIX32_1, out=hashes)
+        np.bitwise_xor(hashes, hashes >> np.uint32(15), out=hashes)
+        np.multiply(hashes, _MIX32_2, out=hashes)
+
+        # The top 23 bits become the mantissa of a float32 in [1, 2); subtracting 1 maps it to
+        # [0, 1) exactly.
+        np.right_shift(hashes, np.uint32(9), out=hashes)
+        np.bitwise_or(hashes, _ONE_BITS, out=hashes)
+        scores = hashes.view(np.float32)
+        scores -= np.float32(1.0)
+        return scores

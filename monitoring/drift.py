@@ -232,7 +232,7 @@ def _check_line(check: CheckResult, alpha: float) -> str:
 def _number(value: float | None) -> str:
     if value is None:
         return "n/a"
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.1f}"
 
 
 def _finite(value: Any) -> Any:

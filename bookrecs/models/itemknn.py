@@ -46,6 +46,9 @@ class ItemKNNRecommender(Recommender):
         BM25 saturation and length normalisation; used only with ``similarity="bm25"``.
     num_threads
         Threads of implicit's kNN kernel. 1 keeps results exactly repeatable.
+
+    The defaults (TF-IDF, 200 neighbours) did best among cosine, BM25 and TF-IDF with 50 to
+    400 neighbours on a validation split of the synthetic demo data.
     """
 
     name: ClassVar[str] = "itemknn"
@@ -55,8 +58,8 @@ class ItemKNNRecommender(Recommender):
         seed: int = 42,
         show_progress: bool = False,
         *,
-        similarity: Similarity = "cosine",
-        K: int = 100,
+        similarity: Similarity = "tfidf",
+        K: int = 200,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
         num_threads: int = 1,

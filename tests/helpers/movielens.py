@@ -69,7 +69,7 @@ def write_movielens_catalogue(ml_dir: Path, dest: Path) -> Path:
     items.select(
         ITEM_ID,
         TITLE,
-        pl.col(TAGS).list.join("|"),
+        pl.when(pl.col(TAGS).list.len() > 0).then(pl.col(TAGS).list.join("|")).alias(TAGS),
         YEAR,
         LANGUAGE,
     ).write_csv(dest / "items.csv")
@@ -79,7 +79,8 @@ def write_movielens_catalogue(ml_dir: Path, dest: Path) -> Path:
 def read_movielens_items(ml_dir: Path) -> pl.DataFrame:
     """Return the MovieLens movies as a books table (`BOOK_SCHEMA`).
 
-    Tags are the genres followed by the distinct user tags (lower-cased) in first-use order.
+    Tags are the genres followed by the distinct user tags (lower-cased) in first-use order;
+    a user tag that repeats a genre is left out.
     """
     movies = pl.read_csv(Path(ml_dir) / "movies.csv")
     parsed = [_split_title(title) for title in movies["title"].to_list()]
@@ -98,7 +99,8 @@ def read_movielens_items(ml_dir: Path) -> pl.DataFrame:
 
     movie_ids = movies["movieId"].cast(pl.Utf8).to_list()
     all_tags = [
-        genre_list + [tag for tag in user_tags.get(movie, []) if tag not in genre_list]
+        genre_list
+        + [tag for tag in user_tags.get(movie, []) if tag not in {g.lower() for g in genre_list}]
         for movie, genre_list in zip(movie_ids, genres, strict=True)
     ]
     return pl.DataFrame(

@@ -22,6 +22,8 @@ from bookrecs.models import build_model
 from bookrecs.serving_bundle import export_bundle
 from bookrecs.split import Split, SplitReport
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 # BentoML fixes its home (model store) at first use in a process, so every store test of this
 # session shares one temporary home instead of the developer's or the Makefile's.
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bookrecs-bentoml-")

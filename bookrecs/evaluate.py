@@ -53,7 +53,7 @@ class Relevance:
     users
         Internal indices of the evaluated users (ascending).
     relevant
-        Binary CSR (len(users) x n_items); row i holds the relevant items of ``users[i]``.
+        Binary CSR (len(users) x n_items); row i contains the relevant items of ``users[i]``.
     skipped_unknown
         Test pairs whose user or item is not in the index maps.
     skipped_seen
@@ -191,10 +191,10 @@ def evaluate(
     -------
     dict
         ``ndcg@k``, ``recall@k``, ``coverage@k``, ``cold_ndcg@k``, ``cold_recall@k``,
-        ``warm_ndcg@k``, ``warm_recall@k``, ``long_tail_share@k`` (floats; a slice without
-        users is NaN), ``n_users`` (evaluated users) and ``n_cold_users`` (evaluated users
-        with a relevant cold item), with ``k = config.k``. Use `evaluate_model` to also get
-        the recommendations.
+        ``warm_ndcg@k``, ``warm_recall@k`` and ``long_tail_share@k`` as floats, with
+        ``k = config.k``. A slice without users is NaN. Then the ints ``n_users`` (evaluated
+        users) and ``n_cold_users`` (evaluated users with a relevant cold item). Use
+        `evaluate_model` to also get the recommendations.
     """
     return evaluate_model(model, data, test, config).metrics
 

@@ -1,10 +1,10 @@
 """Top-k ranking metrics over many users at once.
 
-Every function takes recommendations as an int array ``recs`` of shape (n_users, width), one
-row per evaluated user, best item first, padded with -1, and relevance as a CSR matrix
-``relevant`` (n_users x n_items) whose stored non-zero entries mark the relevant items of the
-same row. Relevance is binary. The work is done on flat arrays with `numpy.searchsorted`,
-with no Python loop per user.
+Recommendations are an int array ``recs`` of shape (n_users, width): one row per evaluated
+user, best item first, padded with -1. Relevance is a CSR matrix ``relevant`` (n_users x
+n_items) aligned with ``recs``, and its stored non-zero entries mark the relevant items.
+Relevance is binary. The work is done on flat arrays with `numpy.searchsorted`, with no Python
+loop per user.
 
 Per-user values are NaN for users without a relevant item, and the averages skip them, so an
 average is NaN when no user has a relevant item. Formulas are in docs/metrics.md.
@@ -107,13 +107,13 @@ def coverage_at_k(recs: np.ndarray, n_items: int, k: int | None = None) -> float
     k = _default_k(recs, k)
     if n_items < 1:
         raise ValueError(f"n_items={n_items} is invalid: the catalogue needs at least one item")
-    shown = recs[:, :k]
-    shown = shown[shown >= 0]
-    if shown.size and shown.max() >= n_items:
+    recommended = recs[:, :k]
+    recommended = recommended[recommended >= 0]
+    if recommended.size and recommended.max() >= n_items:
         raise ValueError(
-            f"recs contain item {shown.max()} but n_items={n_items}: pass the catalogue size"
+            f"recs contain item {recommended.max()} but n_items={n_items}: pass the catalogue size"
         )
-    return float(len(np.unique(shown)) / n_items)
+    return float(len(np.unique(recommended)) / n_items)
 
 
 def head_items(popularity: np.ndarray, head_share: float = 0.8) -> np.ndarray:
@@ -149,25 +149,25 @@ def long_tail_share(
     head_share: float = 0.8,
     k: int | None = None,
 ) -> float:
-    """Return the share of shown recommendations that are outside the head (see `head_items`).
+    """Return the share of recommended slots whose item is outside the head (see `head_items`).
 
-    ``long_tail_share@k = |{shown slots with an item outside the head}| / |{shown slots}|``,
-    counted over all slots of the first k columns that hold an item, so an item shown to
-    many users counts each time. NaN when no slot holds an item.
+    ``long_tail_share@k = |{filled slots with an item outside the head}| / |{filled slots}|``
+    over the first k columns, where a filled slot is one that is not -1 padding. An item
+    recommended to many users counts once per user. NaN when every slot is padding.
     """
     recs = _as_recs(recs)
     k = _default_k(recs, k)
     head = head_items(popularity, head_share)
-    shown = recs[:, :k]
-    shown = shown[shown >= 0]
-    if shown.size == 0:
+    recommended = recs[:, :k]
+    recommended = recommended[recommended >= 0]
+    if recommended.size == 0:
         return float("nan")
-    if shown.max() >= len(head):
+    if recommended.max() >= len(head):
         raise ValueError(
-            f"recs contain item {shown.max()} but popularity covers {len(head)} items: "
+            f"recs contain item {recommended.max()} but popularity covers {len(head)} items: "
             "pass the popularity of every catalogue item"
         )
-    return float(1.0 - head[shown].mean())
+    return float(1.0 - head[recommended].mean())
 
 
 def restrict_columns(relevant: sp.spmatrix, keep: np.ndarray) -> sp.csr_matrix:

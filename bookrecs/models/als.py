@@ -18,7 +18,7 @@ logger = logging.getLogger("bookrecs.models")
 
 
 class ALSRecommender(Recommender):
-    """Weighted matrix factorisation for implicit feedback (Hu, Koren and Volinsky, 2008).
+    """Matrix factorisation for implicit feedback, the model of Hu, Koren and Volinsky.
 
     Minimises ``sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + regularization * (|X|^2 + |Y|^2)``
     with preference ``p_ui = 1`` where the user has the item and 0 elsewhere, and confidence

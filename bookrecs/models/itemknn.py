@@ -25,7 +25,7 @@ SIMILARITIES: tuple[str, ...] = ("cosine", "bm25", "tfidf")
 
 
 class ItemKNNRecommender(Recommender):
-    """Scores items by their similarity to the items a user has.
+    """Item-item recommender that scores items by their similarity to the items a user has.
 
     ``score(u, j) = sum_i user_items[u, i] * S[i, j]``, where row ``i`` of the item-item
     similarity ``S`` keeps only the ``K`` most similar items of ``i`` (the item itself

@@ -15,7 +15,7 @@ MEASURES: tuple[str, ...] = ("users", "weight")
 
 
 class PopularRecommender(Recommender):
-    """Ranks items by their popularity in the training matrix.
+    """Recommender that ranks items by their popularity in the training matrix.
 
     Parameters
     ----------

@@ -36,7 +36,7 @@ def _keys(stream: int, seed: int, indices: np.ndarray) -> np.ndarray:
 
 
 class RandomRecommender(Recommender):
-    """Scores every item with a uniform pseudo-random number in [0, 1).
+    """Baseline that scores every item with a uniform pseudo-random number in [0, 1).
 
     The score of (user, item) is a hash of (seed, user, item), so it does not depend on which
     other users share a batch, and a saved and reloaded model returns identical lists. Cold

@@ -222,8 +222,8 @@ def test_itemknn_rejects_bad_params(params: dict) -> None:
 
 
 def test_als_stays_in_block() -> None:
-    # Two factors match the two blocks; with more factors than users per block, ALS can fit
-    # each user's missing items as zeros and rank other blocks' near-zero scores above them.
+    # Two factors match the two blocks. With more factors than users per block, ALS can fit
+    # each user's unread items as zeros, so other blocks' near-zero scores can rank higher.
     data = checkerboard_data()
     model = ALSRecommender(seed=1, factors=2, iterations=15).fit(data)
     ids, _ = model.recommend(np.arange(data.n_users), 2)

@@ -1,7 +1,7 @@
 """The Recommender contract, checked against every registered model on a tiny two-block dataset.
 
 Users 0-5 read fantasy books, users 6-11 read romance books. Each block has five train items and
-one item that appears only in test and in the catalogue (cold), so every model sees warm items,
+one item that appears only in test and in the catalogue (cold), so every model gets warm items,
 cold items and metadata.
 """
 
@@ -158,8 +158,8 @@ def test_recommend_excludes_seen(fitted: Recommender, block_data: TrainData) -> 
     ids, _ = fitted.recommend(all_users(block_data), 5)
     seen = block_data.user_items
     for user, row in enumerate(ids):
-        shown = set(row[row >= 0].tolist())
-        assert not shown & set(seen[user].indices.tolist()), f"user {user} got a seen item"
+        recommended = set(row[row >= 0].tolist())
+        assert not recommended & set(seen[user].indices.tolist()), f"user {user} got a seen item"
 
 
 def test_recommend_shape_and_range(fitted: Recommender, block_data: TrainData) -> None:
@@ -169,8 +169,8 @@ def test_recommend_shape_and_range(fitted: Recommender, block_data: TrainData) -
     assert ids.min() >= -1
     assert ids.max() < block_data.n_items
     for row in ids:
-        shown = row[row >= 0]
-        assert len(set(shown.tolist())) == len(shown), "an item appears twice in one list"
+        recommended = row[row >= 0]
+        assert len(set(recommended.tolist())) == len(recommended), "an item repeats in a list"
 
 
 def test_recommend_scores_sorted(fitted: Recommender, block_data: TrainData) -> None:

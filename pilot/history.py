@@ -19,7 +19,7 @@ HISTORY_VARIANT = "history"
 
 
 def baselines_from_totals(totals: pl.DataFrame, source: str) -> Baselines:
-    """Compute per-user moments (ddof=1) of every catalogue metric from user totals."""
+    """Compute per-user moments (ddof=1) of each catalogue metric whose columns are present."""
     if totals.height < 2:
         raise DataError(
             f"history {source} yields {totals.height} user(s) with an exposure; baselines need "
@@ -27,7 +27,7 @@ def baselines_from_totals(totals: pl.DataFrame, source: str) -> Baselines:
         )
     metrics: dict[str, RatioBaseline | ProportionBaseline] = {}
     for name, spec in METRICS.items():
-        if spec.kind == "quantile":
+        if spec.kind == "quantile" or spec.numerator not in totals.columns:
             continue
         numerator = totals[spec.numerator]
         if spec.kind == "proportion":

@@ -409,9 +409,20 @@ def write_readout(readout: Readout, out_dir: str | Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "readout.json"
     markdown_path = out_dir / "readout.md"
-    json_path.write_text(json.dumps(readout.to_dict(), indent=2, default=str))
+    json_path.write_text(json.dumps(_finite(readout.to_dict()), indent=2, default=str))
     markdown_path.write_text(render_markdown(readout))
     return json_path, markdown_path
+
+
+def _finite(value):
+    """Replace NaN and infinities by None, because JSON has no such numbers."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def readout_from_files(

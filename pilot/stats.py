@@ -99,9 +99,10 @@ def _difference(control, var_control, treatment, var_treatment, alpha) -> dict[s
     z = stats.norm.isf(alpha / 2)
     absolute = treatment - control
     absolute_se = np.sqrt(var_control + var_treatment)
-    relative = treatment / control - 1
-    relative_se = np.sqrt(var_treatment / control**2 + treatment**2 * var_control / control**4)
+    # A control value of zero leaves the relative difference undefined (NaN), not an error.
     with np.errstate(divide="ignore", invalid="ignore"):
+        relative = treatment / control - 1
+        relative_se = np.sqrt(var_treatment / control**2 + treatment**2 * var_control / control**4)
         p_value = 2 * stats.norm.sf(np.abs(absolute) / absolute_se)
     return {
         "control": control,

@@ -28,10 +28,12 @@ every random draw comes from generators seeded by `seed` and the chunk index.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import math
 import os
+import random
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,7 +75,7 @@ class DemoSize:
 # like the real prepared data. NOTE: calibrated on a 1/20 scale run, not on a full run.
 DEMO_SIZES: dict[str, DemoSize] = {
     "small": DemoSize(n_users=3_000, n_books=2_500, mean_items=80.0),
-    "full": DemoSize(n_users=420_000, n_books=40_000, mean_items=72.0),
+    "full": DemoSize(n_users=420_000, n_books=40_500, mean_items=100.0),
 }
 
 START = datetime(2011, 11, 1, tzinfo=UTC)
@@ -532,6 +534,7 @@ def _build_catalog(n_books: int, rng: np.random.Generator) -> _Catalog:
     genre2 = np.where((rng.random(n_works) < 0.6) & (genre2 != genre1), genre2, -1)
 
     backlist = rng.random(n_works) < BACKLIST_SHARE
+    backlist[0] = True  # so that some work is available on every day of the timeline
     release = np.where(
         backlist, -rng.uniform(1.0, 6_000.0, n_works), rng.uniform(0.0, TIMELINE_DAYS, n_works)
     )
@@ -614,23 +617,26 @@ def _build_series(
 
 
 def _write_books(dest: Path, catalog: _Catalog, rng: np.random.Generator) -> None:
-    names = _NameMaker(rng)
+    # Per-record text draws use the standard library generator, which is much faster than
+    # numpy's for single values; it is seeded from `rng`, so files stay reproducible.
+    text_rng = random.Random(int(rng.integers(2**62)))
+    names = _NameMaker(text_rng)
     author_names = [names.person() for _ in range(len(catalog.author_ids))]
     series_titles = [
         names.series(GENRES[catalog.author_genre[a]][2]) for a in catalog.series_author
     ]
     titles = [names.title(GENRES[g][2]) for g in catalog.genre1]
 
+    work = catalog.book_work
+    is_edition = np.arange(len(work)) >= catalog.n_works
+    descriptions = _descriptions(catalog.genre1[work], catalog.genre2[work], is_edition, rng)
     records = []
-    for w in range(catalog.n_works):
-        records.append(_book_record(catalog, w, w, titles[w], series_titles, rng))
-    for b in range(catalog.n_works, len(catalog.book_ids)):
-        w = int(catalog.book_work[b])
-        records.append(
-            _book_record(
-                catalog, w, b, _edition_title(titles[w], rng), series_titles, rng, edition=True
-            )
-        )
+    for b, w in enumerate(work.tolist()):
+        edition = bool(is_edition[b])
+        title = _edition_title(titles[w], text_rng) if edition else titles[w]
+        record = _book_record(catalog, w, b, title, series_titles, text_rng, edition)
+        record["description"] = descriptions[b]
+        records.append(record)
     _write_json_lines(dest / BOOKS_FILE, records)
 
     works_per_author = np.bincount(catalog.author, minlength=len(catalog.author_ids))
@@ -638,11 +644,11 @@ def _write_books(dest: Path, catalog: _Catalog, rng: np.random.Generator) -> Non
         dest / AUTHORS_FILE,
         [
             {
-                "average_rating": f"{rng.uniform(3.2, 4.5):.2f}",
+                "average_rating": f"{text_rng.uniform(3.2, 4.5):.2f}",
                 "author_id": str(catalog.author_ids[a]),
-                "text_reviews_count": str(int(works_per_author[a] * rng.integers(1, 200))),
+                "text_reviews_count": str(int(works_per_author[a] * text_rng.randrange(1, 200))),
                 "name": author_names[a],
-                "ratings_count": str(int(works_per_author[a] * rng.integers(5, 3_000))),
+                "ratings_count": str(int(works_per_author[a] * text_rng.randrange(5, 3_000))),
             }
             for a in range(len(catalog.author_ids))
         ],
@@ -672,7 +678,7 @@ def _book_record(
     b: int,
     title: str,
     series_titles: list[str],
-    rng: np.random.Generator,
+    rng: random.Random,
     edition: bool = False,
 ) -> dict[str, Any]:
     genre1, genre2 = int(catalog.genre1[w]), int(catalog.genre2[w])
@@ -690,7 +696,12 @@ def _book_record(
         shift = rng.uniform(-400, 400)
         released += timedelta(days=float(min(shift, TIMELINE_DAYS - catalog.release[w])))
         if rng.random() < 0.3:
-            authors.append({"author_id": str(rng.choice(catalog.author_ids)), "role": "Narrator"})
+            authors.append(
+                {
+                    "author_id": str(catalog.author_ids[rng.randrange(len(catalog.author_ids))]),
+                    "role": "Narrator",
+                }
+            )
         if language in ("eng", "en-US") and rng.random() < 0.3:
             language = "en-US" if language == "eng" else "eng"
 
@@ -707,12 +718,12 @@ def _book_record(
         "average_rating": f"{rng.uniform(3.0, 4.6):.2f}",
         "kindle_asin": "",
         "similar_books": [],
-        "description": _description(genre1, genre2, rng, short=edition),
-        "format": str(rng.choice(["Paperback", "Hardcover", "Kindle Edition", "ebook"])),
+        "description": "",
+        "format": rng.choice(["Paperback", "Hardcover", "Kindle Edition", "ebook"]),
         "link": "",
         "authors": authors,
         "publisher": "",
-        "num_pages": str(int(rng.integers(180, 560))),
+        "num_pages": str(rng.randrange(180, 560)),
         "publication_day": str(released.day),
         "isbn13": "",
         "publication_month": str(released.month),
@@ -728,15 +739,15 @@ def _book_record(
     }
 
 
-def _shelves(genre1: int, genre2: int, scale: float, rng: np.random.Generator) -> list[dict]:
+def _shelves(genre1: int, genre2: int, scale: float, rng: random.Random) -> list[dict]:
     counts: dict[str, float] = {name: share * scale for name, share in GENERIC_SHELF_SHARES.items()}
     name, related, _ = GENRES[genre1]
     counts[name] = 0.3 * scale
-    for shelf in rng.choice(related, size=2, replace=False):
+    for shelf in rng.sample(related, 2):
         counts[str(shelf)] = rng.uniform(0.03, 0.12) * scale
     if genre2 >= 0:
         counts[GENRES[genre2][0]] = 0.1 * scale
-        counts[str(rng.choice(GENRES[genre2][1]))] = rng.uniform(0.01, 0.04) * scale
+        counts[rng.choice(GENRES[genre2][1])] = rng.uniform(0.01, 0.04) * scale
     shelves = [
         {"count": str(max(1, int(value * rng.uniform(0.7, 1.3)))), "name": shelf}
         for shelf, value in counts.items()
@@ -745,24 +756,45 @@ def _shelves(genre1: int, genre2: int, scale: float, rng: np.random.Generator) -
     return shelves
 
 
-def _description(genre1: int, genre2: int, rng: np.random.Generator, short: bool) -> str:
-    if rng.random() < (0.5 if short else 0.05):
-        return ""
-    words1 = GENRES[genre1][2]
-    words2 = GENRES[genre2][2] if genre2 >= 0 else words1
-    n_words = int(rng.integers(8, 20) if short else rng.integers(30, 70))
-    source = rng.choice(3, size=n_words, p=[0.45, 0.2, 0.35])
-    words = [str(rng.choice((words1, words2, COMMON_WORDS)[int(kind)])) for kind in source]
-    sentences = []
-    for start in range(0, n_words, 10):
-        sentence = " ".join(words[start : start + 10])
-        sentences.append(sentence[:1].upper() + sentence[1:] + ".")
-    return " ".join(sentences)
+def _descriptions(
+    genre1: np.ndarray, genre2: np.ndarray, short: np.ndarray, rng: np.random.Generator
+) -> list[str]:
+    """Descriptions from genre words: 45% main genre, 20% second genre, 35% common words.
+
+    Short (edition) descriptions have 8 to 19 words and are empty half of the time; the
+    others have 30 to 69 words and are empty 5% of the time.
+    """
+    vocabularies = [words for _, _, words in GENRES] + [COMMON_WORDS]
+    offsets = np.cumsum([0] + [len(words) for words in vocabularies])
+    sizes = np.diff(offsets)
+    flat = np.array([word for words in vocabularies for word in words], dtype=object)
+
+    n = len(genre1)
+    n_words = np.where(short, rng.integers(8, 20, n), rng.integers(30, 70, n))
+    n_words = np.where(rng.random(n) < np.where(short, 0.5, 0.05), 0, n_words)
+    owner = np.repeat(np.arange(n), n_words)
+    kind = rng.choice(3, size=len(owner), p=[0.45, 0.2, 0.35])
+    second = np.where(genre2 >= 0, genre2, genre1)
+    vocabulary = np.select([kind == 0, kind == 1], [genre1[owner], second[owner]], len(GENRES))
+    words = flat[
+        offsets[vocabulary] + np.floor(rng.random(len(owner)) * sizes[vocabulary]).astype(np.int64)
+    ]
+
+    texts = []
+    bounds = np.concatenate(([0], np.cumsum(n_words)))
+    for i in range(n):
+        book_words = words[bounds[i] : bounds[i + 1]]
+        sentences = []
+        for first in range(0, len(book_words), 10):
+            sentence = " ".join(book_words[first : first + 10])
+            sentences.append(sentence[:1].upper() + sentence[1:] + ".")
+        texts.append(" ".join(sentences))
+    return texts
 
 
-def _edition_title(title: str, rng: np.random.Generator) -> str:
+def _edition_title(title: str, rng: random.Random) -> str:
     """Spell `title` differently so that only its normalised form matches the original."""
-    variant = int(rng.integers(3))
+    variant = rng.randrange(3)
     if variant == 0:
         return title.upper()
     if variant == 1:
@@ -773,25 +805,25 @@ def _edition_title(title: str, rng: np.random.Generator) -> str:
 class _NameMaker:
     """Deterministic made-up names; book titles are unique after normalisation."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.used_titles: set[str] = set()
 
     def word(self) -> str:
-        n = int(self.rng.integers(2, 4))
-        return "".join(str(s) for s in self.rng.choice(SYLLABLES, size=n)).capitalize()
+        n = self.rng.randrange(2, 4)
+        return "".join(self.rng.choices(SYLLABLES, k=n)).capitalize()
 
     def person(self) -> str:
         return f"{self.word()} {self.word()}"
 
     def series(self, genre_words: tuple[str, ...]) -> str:
-        noun = str(self.rng.choice(genre_words)).capitalize()
-        kind = str(self.rng.choice(["Chronicles", "Saga", "Trilogy", "Series", "Cycle"]))
+        noun = self.rng.choice(genre_words).capitalize()
+        kind = self.rng.choice(["Chronicles", "Saga", "Trilogy", "Series", "Cycle"])
         return f"The {self.word()} {noun} {kind}"
 
     def title(self, genre_words: tuple[str, ...]) -> str:
-        first, second = (str(w).capitalize() for w in self.rng.choice(genre_words, 2))
-        pattern = int(self.rng.integers(4))
+        first, second = (w.capitalize() for w in self.rng.choices(genre_words, k=2))
+        pattern = self.rng.randrange(4)
         title = (
             f"The {first} of {self.word()}",
             f"{self.word()}'s {first}",
@@ -812,7 +844,10 @@ def _normalise(title: str) -> str:
 def _write_json_lines(path: Path, records: list[dict[str, Any]]) -> None:
     text = "".join(json.dumps(record) + "\n" for record in records)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz,
+    ):
         gz.write(text.encode("utf-8"))
     os.replace(tmp, path)
 
@@ -959,26 +994,8 @@ def _interaction_chunk(
     channel = rng.choice(len(CHANNEL_SHARES), size=len(user), p=list(CHANNEL_SHARES.values()))
     cum_taste = np.cumsum(taste, axis=1)
     genre = (rng.random(len(user))[:, None] > cum_taste[user]).sum(axis=1).clip(0, n_genres - 1)
-    work = np.full(len(user), -1, dtype=np.int64)
-
-    never = np.full(len(user), -1e9)
-    lo, hi = samplers.bounds(
-        samplers.author, favourites[user, rng.integers(2, size=len(user))], never, day
-    )
-    picked = samplers.draw(samplers.author, lo, hi, rng)
-    work = np.where(channel == 1, picked, work)
-    lo, hi = samplers.bounds(samplers.genre, genre, day - NEW_RELEASE_WINDOW_DAYS, day)
-    picked = samplers.draw(samplers.genre, lo, hi, rng)
-    work = np.where(channel == 2, picked, work)
-    lo, hi = samplers.bounds(samplers.all, np.zeros(len(user)), never, day)
-    picked = samplers.draw(samplers.all, lo, hi, rng)
-    work = np.where(channel == 3, picked, work)
-    # The genre channel, also the fallback when an author or recent-release range is empty.
-    lo, hi = samplers.bounds(samplers.genre, genre, never, day)
-    picked = samplers.draw(samplers.genre, lo, hi, rng)
-    work = np.where(work < 0, picked, work)
-    lo, hi = samplers.bounds(samplers.all, np.zeros(len(user)), never, day)
-    work = np.where(work < 0, samplers.draw(samplers.all, lo, hi, rng), work)
+    author = favourites[user, rng.integers(2, size=len(user))]
+    work = _pick_works(samplers, channel, genre, author, day, rng)
 
     user, work, day = _add_series_reads(catalog, user, work, day, rng)
     frame = (
@@ -1038,6 +1055,41 @@ def _growth_days(u: np.ndarray, t_from: np.ndarray | float, t_to: float) -> np.n
     low = np.exp(g * np.asarray(t_from, dtype=np.float64))
     high = math.exp(g * t_to)
     return np.log(low + u * (high - low)) / g
+
+
+def _pick_works(
+    samplers: _Samplers,
+    channel: np.ndarray,
+    genre: np.ndarray,
+    author: np.ndarray,
+    day: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Draw each interaction's work through its channel (see CHANNEL_SHARES)."""
+    work = np.full(len(channel), -1, dtype=np.int64)
+    earliest = -1e9
+    channels = (
+        (1, samplers.author, author, earliest),
+        (2, samplers.genre, genre, day - NEW_RELEASE_WINDOW_DAYS),
+        (3, samplers.all, np.zeros(len(channel)), earliest),
+    )
+    for code, index, keys, t_from in channels:
+        rows = np.flatnonzero(channel == code)
+        t_from = t_from[rows] if isinstance(t_from, np.ndarray) else np.full(len(rows), t_from)
+        lo, hi = samplers.bounds(index, keys[rows], t_from, day[rows])
+        work[rows] = samplers.draw(index, lo, hi, rng)
+
+    # The genre channel, also the fallback when an author or recent-release range is empty;
+    # then any work released by that day.
+    rows = np.flatnonzero(work < 0)
+    lo, hi = samplers.bounds(samplers.genre, genre[rows], np.full(len(rows), earliest), day[rows])
+    work[rows] = samplers.draw(samplers.genre, lo, hi, rng)
+    rows = np.flatnonzero(work < 0)
+    lo, hi = samplers.bounds(
+        samplers.all, np.zeros(len(rows)), np.full(len(rows), earliest), day[rows]
+    )
+    work[rows] = samplers.draw(samplers.all, lo, hi, rng)
+    return work
 
 
 def _pick_editions(
@@ -1147,7 +1199,9 @@ def _format_lines(
             "started_at",
         )
     )
-    return (lines.to_series().str.join("\n").item() + "\n").encode("utf-8")
+    buffer = io.BytesIO()
+    lines.write_csv(buffer, include_header=False, quote_style="never")
+    return buffer.getvalue()
 
 
 def _goodreads_date(days: pl.Expr) -> pl.Expr:

@@ -287,3 +287,38 @@ def test_als_empty_matrix_raises() -> None:
 def test_als_rejects_bad_params(params: dict) -> None:
     with pytest.raises(ConfigError):
         build_model("als", 1, params)
+
+
+# ---- real sample data --------------------------------------------------------------------------
+
+
+def test_baselines_on_goodreads_sample(goodreads_head_dir: Path, tmp_path: Path) -> None:
+    from bookrecs.config import EvalConfig, ProtocolConfig
+    from bookrecs.data.goodreads import read_goodreads
+    from bookrecs.data.prepare import prepare
+    from bookrecs.evaluate import evaluate_model, metric_names
+    from bookrecs.split import make_split
+
+    protocol = ProtocolConfig()
+    dataset = read_goodreads(goodreads_head_dir, show_progress=False)
+    split = make_split(prepare(dataset, protocol, show_progress=False), protocol)
+    data = TrainData.from_split(split)
+    config = EvalConfig()
+
+    results = {}
+    for name in ("random", "popular", "itemknn", "als"):
+        model = build_model(name, 42).fit(data)
+        evaluation = evaluate_model(model, data, split.test, config)
+        results[name] = evaluation.metrics
+
+        assert list(evaluation.metrics) == [*metric_names(10), "n_users", "n_cold_users"]
+        assert evaluation.metrics["n_users"] == len(evaluation.users) > 0
+        for key in metric_names(10):
+            value = evaluation.metrics[key]
+            assert np.isnan(value) or 0.0 <= value <= 1.0, f"{name} {key}={value}"
+
+        loaded = Recommender.load(model.save(tmp_path / name))
+        reloaded, _ = loaded.recommend(evaluation.users, 10, user_items=data.user_items)
+        np.testing.assert_array_equal(reloaded, evaluation.recs)
+
+    assert results["popular"]["ndcg@10"] > results["random"]["ndcg@10"]

@@ -190,3 +190,17 @@ def test_volume_owners_match_users(compose: dict[str, Any]) -> None:
     assert f"chown -R {train_uid}:{train_uid} /app/bentoml_home /app/reports" in script
     assert f"chown -R {bento_uid}:{bento_uid} /impressions /drift-reports" in script
     assert compose["services"]["drift"]["user"] == f"{bento_uid}:{bento_uid}"
+
+
+def test_drift_command_parses(compose: dict[str, Any]) -> None:
+    cli = pytest.importorskip("monitoring.__main__")
+    drift = compose["services"]["drift"]
+    assert drift["entrypoint"] == ["python", "-m", "monitoring"]
+
+    options = cli.build_parser().parse_args(drift["command"])
+
+    assert options.command == "report"
+    assert (
+        options.impressions == compose["services"]["service"]["environment"]["BOOKRECS_IMPRESSIONS"]
+    )
+    assert f"drift-reports:{options.out}" in drift["volumes"]

@@ -18,6 +18,7 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 _MIX32_1 = np.uint32(0x85EBCA6B)
 _MIX32_2 = np.uint32(0xC2B2AE35)
 _ONE_BITS = np.uint32(0x3F800000)  # bit pattern of float32 1.0
+_ROWS_PER_BLOCK = 64
 
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
@@ -57,18 +58,22 @@ class RandomRecommender(Recommender):
         self._check_fitted()
         user_keys = _keys(0, self.seed, np.asarray(users, dtype=np.int64))
         item_keys = _keys(1, self.seed, np.arange(self.n_items, dtype=np.int64))
+        hashes = np.empty((len(user_keys), self.n_items), dtype=np.uint32)
+        shifted = np.empty((min(_ROWS_PER_BLOCK, len(user_keys)), self.n_items), dtype=np.uint32)
 
-        # One multiply-xorshift-multiply round over the xor of two hashed keys, done in place
-        # because this array has n_users x n_items entries.
-        hashes = np.bitwise_xor(user_keys[:, None], item_keys[None, :])
-        np.multiply(hashes, _MIX32_1, out=hashes)
-        np.bitwise_xor(hashes, hashes >> np.uint32(15), out=hashes)
-        np.multiply(hashes, _MIX32_2, out=hashes)
+        # Blocks of rows keep the working set small; every step runs in place.
+        for start in range(0, len(user_keys), _ROWS_PER_BLOCK):
+            block = hashes[start : start + _ROWS_PER_BLOCK]
+            scratch = shifted[: len(block)]
+            np.bitwise_xor(user_keys[start : start + len(block), None], item_keys, out=block)
+            np.multiply(block, _MIX32_1, out=block)
+            np.right_shift(block, np.uint32(15), out=scratch)
+            np.bitwise_xor(block, scratch, out=block)
+            np.multiply(block, _MIX32_2, out=block)
+            # The top 23 bits become the mantissa of a float32 in [1, 2).
+            np.right_shift(block, np.uint32(9), out=block)
+            np.bitwise_or(block, _ONE_BITS, out=block)
 
-        # The top 23 bits become the mantissa of a float32 in [1, 2); subtracting 1 maps it to
-        # [0, 1) exactly.
-        np.right_shift(hashes, np.uint32(9), out=hashes)
-        np.bitwise_or(hashes, _ONE_BITS, out=hashes)
         scores = hashes.view(np.float32)
         scores -= np.float32(1.0)
         return scores

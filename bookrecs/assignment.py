@@ -66,7 +66,7 @@ def assign_variant(
     variants : Sequence[str]
         Distinct variant names, for example ``("control", "treatment")``.
     weights : Sequence[float] or None
-        Share of users per variant; non-negative and summing to 1. Equal shares when None.
+        Share of users per variant, non-negative and summing to 1. Equal shares when None.
 
     Returns
     -------

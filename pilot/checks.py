@@ -9,9 +9,9 @@ The checks run in this order, each on the output of the previous one:
    events than `min_day_share` times the median day is incomplete and its events are excluded;
 5. exposures and errors without a session (after impressions are mapped to sessions);
 6. automated-looking users: more than `max_events_per_minute` events in one clock minute, or
-   more than `max_sessions_per_day` sessions in one day; all their events are excluded;
+   more than `max_sessions_per_day` sessions in one day. All their events are excluded.
 7. users exposed to more than one variant, or whose logged variant differs from
-   `bookrecs.assignment.assign_variant` with the plan's salt; all their events are excluded.
+   `bookrecs.assignment.assign_variant` with the plan's salt. All their events are excluded.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command line of the pilot toolkit: `python -m pilot <command>`; `--help` lists them.
+"""Command line of the pilot toolkit: `python -m pilot <command>`, listed by `--help`.
 
 Exit codes: 0 success, 2 invalid input (plan, data or arguments), 3 `check-daily` recommends
 rolling back.

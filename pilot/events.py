@@ -1,27 +1,27 @@
 """Event logs of the pilot: schema, reading (CSV, Parquet, impression log) and row validation.
 
-One long table holds every event, one row per event:
+One long table contains every event, one row per event:
 
 =============  ========  ================================================================
 column         type      meaning
 =============  ========  ================================================================
-event_id       str       Unique id of the event; optional, used to find duplicates.
-ts             datetime  Event time in UTC (ISO-8601 text is parsed; naive means UTC).
-user_id        str       User id; must equal the `user_hash` the service logs.
-session_id     str       Session of the event; empty for impressions, which are mapped.
+event_id       str       Unique id of the event, optional, used to find duplicates.
+ts             datetime  Event time in UTC. ISO-8601 text is parsed, naive means UTC.
+user_id        str       User id, equal to the `user_hash` the service logs.
+session_id     str       Session of the event, empty for impressions (they are mapped).
 event_type     str       session, exposure, click, add_to_cart, purchase, return, error.
-variant        str       Assigned variant; required on exposure and error rows.
+variant        str       Assigned variant, required on exposure and error rows.
 placement      str       Page slot of the block (exposure and click rows).
 platform       str       web, ios, android ... (session rows).
 item_id        str       Book of a click, add-to-cart, purchase or return.
 request_id     str       Recommendation request of an exposure (and of the click on it).
-order_id       str       Order of a purchase; a return names the order it returns.
-revenue        float     Purchase amount in currency units; required and > 0 on purchases.
+order_id       str       Order of a purchase, or the order a return refers to.
+revenue        float     Purchase amount in currency units, required and > 0 on purchases.
 latency_ms     float     Service latency of an exposure's request, in milliseconds.
 =============  ========  ================================================================
 
-A `session` row marks the start of a session; `click` rows are clicks on items of the
-recommendation block; `error` rows are recommendation requests that failed.
+A `session` row marks the start of a session. `click` rows are clicks on items of the
+recommendation block, and `error` rows are recommendation requests that failed.
 """
 
 from __future__ import annotations

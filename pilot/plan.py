@@ -255,7 +255,7 @@ def load_plan(path: str | Path = DEFAULT_PLAN) -> PilotPlan:
     Raises
     ------
     ConfigError
-        When the file is missing, is not YAML, or a field is invalid; the message lists each
+        When the file is missing, is not YAML, or a field is invalid. The message lists each
         bad field with its value.
     """
     path = Path(path)

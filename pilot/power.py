@@ -31,7 +31,7 @@ def z_power(
     ratio: float = 1.0,
     alternative: Alternative = "two-sided",
 ) -> np.ndarray:
-    """Return the power of a two-sample z-test; vectorised over effect size and sample size.
+    """Return the power of a two-sample z-test, vectorised over effect size and sample size.
 
     Parameters
     ----------

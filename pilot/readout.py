@@ -25,7 +25,7 @@ from pilot.checks import CheckReport, run_checks
 from pilot.events import merge_impressions, read_events, read_impressions
 from pilot.metrics import METRICS, MetricSpec
 from pilot.plan import PilotPlan
-from pilot.sizing import PlanSummary, summarise_plan
+from pilot.sizing import summarise_plan
 from pilot.stats import (
     Effect,
     degradation_beyond,
@@ -51,6 +51,7 @@ class Readout:
     """Result of a readout; `to_dict` is the JSON report."""
 
     plan_name: str
+    alpha: float
     as_of: str
     status: str
     decision: str
@@ -200,7 +201,7 @@ def rollback_section(totals, latencies, plan: PilotPlan) -> list[dict]:
 
 
 def attribution_text(plan: PilotPlan) -> str:
-    """One sentence stating the attribution window."""
+    """Return the sentence that states the attribution window."""
     rule = plan.attribution
     item = "the same item after a click on it" if rule.same_item else "any item after a click"
     if rule.window == "session":
@@ -225,7 +226,7 @@ def run_readout(
     report : CheckReport, optional
         Pre-filled check counts from `load_events`.
     as_of : datetime.date, optional
-        Last day to include; default the planned end date.
+        Last day to include. Defaults to the planned end date.
     """
     summary = summarise_plan(plan)
     end = summary.end_date if as_of is None else min(as_of, summary.end_date)
@@ -245,20 +246,13 @@ def run_readout(
     rollback = rollback_section(totals, latencies, plan)
     primary, secondary, guardrails = _effects(plan, totals, latencies, users)
 
-    decision, reasons = decide(
-        plan,
-        horizon_reached,
-        srm,
-        primary,
-        guardrails,
-        rollback,
-        days_observed,
-        planned_days,
-        users,
-        planned,
+    progress = f"day {days_observed} of {planned_days}, " + ", ".join(
+        f"{name} {users[name]:,}/{planned[name]:,} users" for name in planned
     )
+    decision, reasons = decide(plan, horizon_reached, srm, primary, guardrails, rollback, progress)
     readout = Readout(
         plan_name=plan.name,
+        alpha=plan.alpha,
         as_of=str(end),
         status="final" if horizon_reached else "peek",
         decision=decision,
@@ -336,60 +330,54 @@ def _effects(plan, totals, latencies, users):
 
 
 def decide(
-    plan,
-    horizon_reached,
-    srm,
-    primary,
-    guardrails,
-    rollback,
-    days_observed,
-    planned_days,
-    users,
-    planned,
+    plan: PilotPlan,
+    horizon_reached: bool,
+    srm: dict,
+    primary: dict | None,
+    guardrails: list[dict],
+    rollback: list[dict],
+    progress: str,
 ) -> tuple[str, list[str]]:
-    """Apply the decision rules in order: rollback, SRM, horizon, guardrails, primary."""
-    reasons = []
+    """Apply the decision rules in order: rollback, SRM, horizon, primary harm, guardrails, lift.
+
+    `progress` describes how far the pilot is (days and users against the plan) for a peek.
+    """
     triggered = [entry["metric"] for entry in rollback if entry.get("triggered")]
     if triggered:
         return ROLL_BACK, [
             f"rollback criterion breached beyond its threshold: {', '.join(triggered)}"
         ]
+
     if srm["mismatch"]:
         return DO_NOT_SHIP, [
             f"sample ratio mismatch (p = {srm['p_value']:.2g} < {srm['alpha']:g}): the effects are "
-            "not trustworthy; find the cause in the SRM breakdown, fix it and restart the pilot"
+            "not trustworthy. Find the cause in the SRM breakdown, fix it and restart the pilot"
         ]
+
     if not horizon_reached:
-        remaining = ", ".join(f"{name} {users[name]:,}/{planned[name]:,} users" for name in planned)
         return KEEP_RUNNING, [
-            f"peek: day {days_observed} of {planned_days}, {remaining}; numbers are shown but no "
-            "ship decision is made before the planned sample size and duration"
+            f"peek: {progress}. Numbers are shown, but no ship decision is made before the "
+            "planned sample size and duration"
         ]
     if primary is None:
         return KEEP_RUNNING, ["not enough users to estimate the primary metric"]
-    failed = [entry["metric"] for entry in guardrails if not entry["passed"]]
+
     significant = primary["p_value"] < plan.alpha
+    change = f"{primary['relative']:+.2%} (p = {primary['p_value']:.2g})"
     if significant and primary["absolute"] < 0:
-        reasons.append(f"{plan.primary} is significantly worse ({primary['relative']:+.2%})")
-        return DO_NOT_SHIP, reasons
+        return DO_NOT_SHIP, [f"{plan.primary} is significantly worse: {change}"]
+
+    failed = [entry["metric"] for entry in guardrails if not entry["passed"]]
     if failed:
-        reasons.append(f"non-inferiority not shown for guardrail(s): {', '.join(failed)}")
-        return DO_NOT_SHIP, reasons
+        return DO_NOT_SHIP, [f"non-inferiority not shown for guardrail(s): {', '.join(failed)}"]
+
     if significant:
-        reasons.append(
-            f"{plan.primary} improved {primary['relative']:+.2%} "
-            f"(p = {primary['p_value']:.2g}) and every guardrail passed"
-        )
-        return SHIP, reasons
-    reasons.append(
-        f"{plan.primary} changed {primary['relative']:+.2%}, not significant "
-        f"(p = {primary['p_value']:.2g}) at the planned horizon"
-    )
-    return DO_NOT_SHIP, reasons
+        return SHIP, [f"{plan.primary} improved {change} and every guardrail passed"]
+    return DO_NOT_SHIP, [f"{plan.primary} changed {change}, not significant at the planned horizon"]
 
 
 def policy_lines(plan: PilotPlan) -> list[str]:
-    """The multiple-testing policy, as stated in the module docstring, with the plan's levels."""
+    """Return the multiple-testing policy of the module docstring with the plan's levels."""
     return [
         f"Primary metric {plan.primary}: one two-sided test at alpha {plan.alpha:g}, "
         "no correction.",
@@ -434,16 +422,3 @@ def readout_from_files(
     """Load the logs and run the readout."""
     events, report = load_events(events_paths, impressions_path)
     return run_readout(plan, events, report, as_of)
-
-
-__all__ = [
-    "DO_NOT_SHIP",
-    "KEEP_RUNNING",
-    "ROLL_BACK",
-    "SHIP",
-    "PlanSummary",
-    "Readout",
-    "readout_from_files",
-    "run_readout",
-    "write_readout",
-]

@@ -58,10 +58,10 @@ def render_markdown(readout: Readout) -> str:
     if readout.primary is None:
         lines.append("Not enough users in an arm to estimate the primary metric.")
     else:
-        lines += _effect_table([readout.primary], holm=False)
+        lines += _effect_table([readout.primary], readout.alpha, holm=False)
     if readout.secondary:
         lines += ["", f"## Secondary metrics (Holm-adjusted){mark}", ""]
-        lines += _effect_table(readout.secondary, holm=True)
+        lines += _effect_table(readout.secondary, readout.alpha, holm=True)
     if readout.guardrails:
         lines += [
             "",
@@ -111,8 +111,9 @@ def render_markdown(readout: Readout) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _effect_table(rows: list[dict], holm: bool) -> list[str]:
-    header = "| metric | control | treatment | absolute (95% CI) | relative (95% CI) | p-value |"
+def _effect_table(rows: list[dict], alpha: float, holm: bool) -> list[str]:
+    level = f"{1 - alpha:.0%} CI"
+    header = f"| metric | control | treatment | absolute ({level}) | relative ({level}) | p-value |"
     rule = "|---|---:|---:|---:|---:|---:|"
     if holm:
         header += " Holm p-value |"

@@ -5,10 +5,10 @@ the fast per-user totals also holds for the readout run on simulated event logs:
 
 * sessions per user are ``1 + NegBin``: most users have one session, a few have dozens;
 * each user has a purchase propensity ``p ~ Beta`` per session and a click-through rate
-  ``c ~ Beta`` per exposure; order values are lognormal (long right tail);
+  ``c ~ Beta`` per exposure. Order values are lognormal (long right tail);
 * the treatment multiplies p and c by ``1 + effect``, so revenue per session, purchase share
   and CTR all rise by `effect` in expectation;
-* faults: `srm` drops that share of treatment users from the logs; `breach` worsens
+* faults: `srm` drops that share of treatment users from the logs, and `breach` worsens
   guardrails of the treatment (``p95_latency_ms`` and ``return_rate`` relative, ``error_rate``
   absolute).
 """
@@ -145,8 +145,8 @@ def simulate_assignment_counts(
     rng = np.random.default_rng(seed)
     treatment = rng.binomial(n_users, shares[1], size=n_runs)
     control = n_users - treatment
-    kept = rng.binomial(treatment, 1.0 - srm)
-    return np.stack([control, kept], axis=-1)
+    kept_treatment = rng.binomial(treatment, 1.0 - srm)
+    return np.stack([control, kept_treatment], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def simulate_events(
     """Generate one pilot's event log in `pilot.events.EVENT_SCHEMA`.
 
     Users are assigned with `bookrecs.assignment.assign_variant` and the plan's salt, so the
-    readout's assignment check passes. Every session starts with a `session` row; exposures
+    readout's assignment check passes. Every session starts with a `session` row, and exposures
     follow at 5-second steps, then clicks, add-to-carts and a purchase. Returns follow 1 to 72
     hours after the purchase, and those that would fall after the last day are not logged.
     """
@@ -237,7 +237,7 @@ def simulate_events(
         1 + breach.get("return_rate", 0.0) * is_treatment[session_user]
     )
     returned = session_purchase & (rng.random(n_sessions) < np.minimum(return_rate, 1))
-    # Returns arrive 1 to 72 hours after the purchase; those after the last day are not logged.
+    # Returns arrive 1 to 72 hours after the purchase. Those after the last day are not logged.
     return_time = session_start + 400 + rng.uniform(3_600, 72 * 3_600, size=n_sessions)
     returned &= return_time < horizon
 

@@ -17,7 +17,7 @@ from scipy import stats
 class Effect:
     """Difference between treatment and control of one metric.
 
-    Absolute values are in the metric's unit; relative values are shares of the control value
+    Absolute values are in the metric's unit, and relative values are shares of the control value
     (0.02 means +2 %). Confidence intervals are two-sided at level ``1 - alpha``.
     """
 
@@ -84,9 +84,9 @@ def ratio_effect_arrays(
     denominator_treatment: np.ndarray,
     alpha: float,
 ) -> dict[str, np.ndarray]:
-    """Vectorised delta-method test of a ratio metric; returns arrays keyed like `Effect`.
+    """Test a ratio metric with the delta method, vectorised, returning arrays keyed like `Effect`.
 
-    Absolute difference ``D = R_t - R_c`` with ``Var(D) = Var(R_t) + Var(R_c)``; relative
+    Absolute difference ``D = R_t - R_c`` with ``Var(D) = Var(R_t) + Var(R_c)``, and relative
     difference ``L = R_t / R_c - 1`` with ``Var(L) ~= Var(R_t) / R_c^2 + R_t^2 Var(R_c) / R_c^4``.
     The p-value is the two-sided z-test of ``D = 0``.
     """
@@ -143,7 +143,7 @@ def proportion_effect(
     """Two-proportion z-test of user-level shares.
 
     The p-value uses the pooled variance, as `statsmodels.stats.proportion.proportions_ztest`
-    does; the confidence intervals use the unpooled variances ``p (1 - p) / n`` per arm.
+    does. The confidence intervals use the unpooled variances ``p (1 - p) / n`` per arm.
     """
     p_control = successes_control / n_control
     p_treatment = successes_treatment / n_treatment
@@ -256,7 +256,7 @@ def degradation_beyond(
 ) -> tuple[bool, float]:
     """Return whether the treatment is worse than `threshold` with one-sided confidence.
 
-    The degradation is ``-D`` for a higher-is-better metric and ``D`` otherwise; it is beyond
+    The degradation is ``-D`` for a higher-is-better metric and ``D`` otherwise. It is beyond
     the threshold when its lower ``1 - alpha`` bound exceeds the threshold. Also returns the
     bound, in the threshold's scale.
     """

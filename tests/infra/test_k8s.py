@@ -135,8 +135,22 @@ def test_port_matches_compose_and_bento(service_container: dict[str, Any]) -> No
     if not bentofile.exists():
         pytest.skip("bentos/bentofile.yaml does not exist yet")
     (bento,) = load_yaml_documents(bentofile)
-    env = {item["name"]: str(item["value"]) for item in bento.get("envs", [])}
+    env = {key: str(value) for key, value in bento["docker"].get("env", {}).items()}
+    # `bentoml serve` in the container listens on 3000 unless BENTOML_PORT says otherwise.
     assert env.get("BENTOML_PORT", str(SERVICE_PORT)) == str(SERVICE_PORT)
+
+
+def test_bento_image_matches_training_image() -> None:
+    bentofile = REPO_ROOT / "bentos" / "bentofile.yaml"
+    if not bentofile.exists():
+        pytest.skip("bentos/bentofile.yaml does not exist yet")
+    (bento,) = load_yaml_documents(bentofile)
+    dockerfile = (INFRA / "Dockerfile.train").read_text()
+    python_version = str(bento["docker"]["python_version"])
+    assert f"ARG PYTHON_IMAGE=python:{python_version}." in dockerfile
+    assert bento["docker"]["distro"] == "debian"
+    assert "libgomp1" in bento["docker"]["system_packages"]
+    assert bento["docker"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
 
 
 @pytest.mark.parametrize(

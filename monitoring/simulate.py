@@ -23,7 +23,7 @@ from bookrecs.data.dataset import BOOK_SCHEMA, INTERACTION_SCHEMA
 from monitoring.config import DriftConfig
 from monitoring.drift import analyse
 from monitoring.impressions import read_impressions
-from monitoring.windows import Window
+from monitoring.windows import Window, default_windows
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 CUT = datetime(2020, 4, 1, tzinfo=UTC)
@@ -204,11 +204,37 @@ def run_scenario(
     return flagged, drifted
 
 
+def run_shuffled(
+    interactions: pl.DataFrame, draws: int, config: DriftConfig
+) -> tuple[int, Counter]:
+    """Compare the default windows of `interactions` after `draws` permutations of the dates.
+
+    Returns the number of draws whose verdict was retrain, and how often each check drifted.
+    """
+    flagged, drifted = 0, Counter()
+    for draw in range(draws):
+        shuffled = shuffle_dates(interactions, draw)
+        reference, current = default_windows(shuffled["date_added"], config.reference_quantile)
+        summary = analyse(shuffled, None, reference, current, config)
+        flagged += summary.verdict == "retrain"
+        drifted.update(check.name for check in summary.drifted)
+    return flagged, drifted
+
+
+def _row(name: str, flagged: int, draws: int, drifted: Counter) -> str:
+    checks = ", ".join(f"{check} {count}" for check, count in drifted.most_common())
+    return f"| {name} | {flagged} ({flagged / draws:.1%}) | {checks or 'none'} |"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print, per scenario, the share of draws flagged for retraining and the checks that fired."""
     parser = argparse.ArgumentParser(prog="python -m monitoring.simulate", description=main.__doc__)
     parser.add_argument("--draws", type=int, default=200, help="Independent draws per scenario.")
     parser.add_argument("--config", help="Thresholds (default: monitoring/drift.yaml).")
+    parser.add_argument(
+        "--goodreads-dir",
+        help="Also compare windows of these Goodreads interactions after shuffling their dates.",
+    )
     args = parser.parse_args(argv)
     config = DriftConfig.from_yaml(args.config) if args.config else DriftConfig.from_yaml()
 
@@ -217,8 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as workdir:
         for name, shift in SCENARIOS.items():
             flagged, drifted = run_scenario(shift, args.draws, config, Path(workdir))
-            checks = ", ".join(f"{check} {count}" for check, count in drifted.most_common())
-            print(f"| {name} | {flagged} ({flagged / args.draws:.1%}) | {checks or 'none'} |")
+            print(_row(name, flagged, args.draws, drifted))
+    if args.goodreads_dir:
+        from bookrecs.data.goodreads import read_goodreads
+
+        dataset = read_goodreads(Path(args.goodreads_dir), show_progress=False)
+        flagged, drifted = run_shuffled(dataset.interactions, args.draws, config)
+        print(_row("Goodreads rows, dates shuffled", flagged, args.draws, drifted))
     return 0
 
 

@@ -77,3 +77,22 @@ def test_not_sqlite(tmp_path):
     path.write_text("not a database " * 100)
     with pytest.raises(DataError, match="not a readable SQLite file"):
         read_impressions(path)
+
+
+def test_reads_service_writer(tmp_path):
+    from bookrecs.impressions import Impression, ShownItem, connect, write_impressions
+
+    path = tmp_path / "service.sqlite"
+    connection = connect(path)
+    shown = [ShownItem(item_id=f"b{i}", position=i, score=1.0, reason="popular") for i in (1, 2)]
+    impressions = [
+        Impression("r1", "h1", "A", "home", "/recommend", "v1", "model", 2, shown, 12.5, 1),
+        Impression("r2", "h2", "B", "home", "/recommend", "v1", "popular", 2, shown, 30.0, 0),
+    ]
+    write_impressions(connection, impressions)
+    log = read_impressions(path)
+    connection.close()
+    assert log.requests["source"].to_list() == ["model", "popular"]
+    assert log.requests["cold_items"].sum() == 1
+    assert log.slots.height == 4
+    assert not log.dropped

@@ -314,7 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bookrecs.data.download",
         description="Download the UCSD Book Graph Goodreads Young Adult files (resumable).",
     )
-    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="output folder")
+    parser.add_argument(
+        "--dest", type=Path, default=DEFAULT_DEST, help="output folder (default: data/raw)"
+    )
     parser.add_argument(
         "--base-url",
         default=DEFAULT_BASE_URL,
@@ -323,8 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--files", nargs="+", metavar="NAME", help="file names to fetch (default: all five)"
     )
-    parser.add_argument("--retries", type=int, default=3, help="resume attempts per file")
-    parser.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds")
+    parser.add_argument(
+        "--retries", type=int, default=3, help="resume attempts per file (default: 3)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="socket timeout in seconds (default: 60)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "cold_content_weight": None,
     "use_weights": True,
     "cold_slots": 0,
+    "popularity_weight": 0.0,
     "feature_weights": {},
     "features": {},
 }
@@ -92,6 +93,10 @@ class LightFMRecommender(Recommender):
         Use the training weights (rating, is_read) as WARP sample weights.
     cold_slots
         Reserve this many of the k slots of `recommend` for the best-scored cold items.
+    popularity_weight
+        Weight of a popularity prior added to every score: popularity_weight * scale *
+        z(log(1 + train readers of the item)), where scale is the standard deviation of the
+        model's raw scores measured at fit time, so the weight is unit-free.
     feature_weights
         Weights of the content feature groups (see `bookrecs.features.GROUPS`).
     features
@@ -122,6 +127,8 @@ class LightFMRecommender(Recommender):
         self.content_embeddings_: np.ndarray | None = None
         self.content_biases_: np.ndarray | None = None
         self.cold_: np.ndarray | None = None
+        self.item_prior_: np.ndarray | None = None
+        self.new_item_prior_ = 0.0
         self.epoch_seconds_: list[float] = []
 
     # ---- fitting ---------------------------------------------------------------------------
@@ -170,6 +177,7 @@ class LightFMRecommender(Recommender):
         self.content_biases_ = biases[data.n_items :]
         self.user_embeddings_ = model.user_embeddings.astype(np.float32)
         self.user_biases_ = model.user_biases.astype(np.float32)
+        self._fit_popularity_prior(data)
         logger.info(
             "lightfm trained %d epochs on %d items in %.1f s (%.2f s per epoch)",
             p["epochs"],
@@ -177,6 +185,22 @@ class LightFMRecommender(Recommender):
             sum(self.epoch_seconds_),
             float(np.mean(self.epoch_seconds_)) if self.epoch_seconds_ else 0.0,
         )
+
+    def _fit_popularity_prior(self, data: TrainData) -> None:
+        """Set `item_prior_` and `new_item_prior_` (the prior of an item without readers)."""
+        weight = float(self.params["popularity_weight"])
+        if weight == 0.0:
+            self.item_prior_, self.new_item_prior_ = None, 0.0
+            return
+        readers = np.log1p(np.asarray(data.user_items.getnnz(axis=0), dtype=np.float64))
+        in_train = readers > 0
+        mean, std = readers[in_train].mean(), readers[in_train].std()
+        std = std if std > 0 else 1.0
+        # Scale of the raw scores, measured on a fixed sample of users so fits are repeatable.
+        sample = np.random.default_rng(self.seed).permutation(data.n_users)[:1024]
+        scale = float(self._raw_scores(np.sort(sample)).std())
+        self.item_prior_ = (weight * scale * (readers - mean) / std).astype(np.float32)
+        self.new_item_prior_ = float(weight * scale * (0.0 - mean) / std)
 
     def _item_feature_matrix(
         self, content: sp.csr_matrix | None, cold: np.ndarray
@@ -204,9 +228,15 @@ class LightFMRecommender(Recommender):
 
     # ---- scoring ---------------------------------------------------------------------------
     def score(self, users: np.ndarray) -> np.ndarray:
-        """Return U[users] @ item_vectors.T + item_biases + user_biases, float32."""
+        """Return U[users] @ item_vectors.T + item_biases + user_biases (+ prior), float32."""
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
+        scores = self._raw_scores(users)
+        if self.item_prior_ is not None:
+            scores += self.item_prior_[None, :]
+        return scores
+
+    def _raw_scores(self, users: np.ndarray) -> np.ndarray:
         scores = self.user_embeddings_[users] @ self.item_embeddings_.T
         scores += self.item_biases_[None, :]
         scores += self.user_biases_[users, None]
@@ -230,7 +260,8 @@ class LightFMRecommender(Recommender):
         biases, vectors = self.item_representations(books)
         users = np.asarray(users, dtype=np.int64)
         scores = self.user_embeddings_[users] @ vectors.T + biases[None, :]
-        return (scores + self.user_biases_[users, None]).astype(np.float32)
+        scores = scores + self.user_biases_[users, None] + self.new_item_prior_
+        return scores.astype(np.float32)
 
     def recommend(
         self,
@@ -288,8 +319,11 @@ class LightFMRecommender(Recommender):
             "content_embeddings": self.content_embeddings_,
             "content_biases": self.content_biases_,
             "cold": self.cold_,
+            "new_item_prior": np.asarray(self.new_item_prior_, dtype=np.float64),
             "epoch_seconds": np.asarray(self.epoch_seconds_, dtype=np.float64),
         }
+        if self.item_prior_ is not None:
+            state["item_prior"] = self.item_prior_
         if self.user_items_ is not None:
             state.update(csr_to_arrays("seen", self.user_items_))
         return state
@@ -302,6 +336,8 @@ class LightFMRecommender(Recommender):
         self.content_embeddings_ = arrays["content_embeddings"]
         self.content_biases_ = arrays["content_biases"]
         self.cold_ = arrays["cold"].astype(bool)
+        self.item_prior_ = arrays.get("item_prior")
+        self.new_item_prior_ = float(arrays["new_item_prior"])
         self.epoch_seconds_ = arrays["epoch_seconds"].tolist()
         if "seen_shape" in arrays:
             self.user_items_ = csr_from_arrays("seen", arrays)
@@ -370,6 +406,7 @@ def _validate(params: dict[str, Any]) -> None:
         ("user_alpha", params["user_alpha"] >= 0, ">= 0"),
         ("identity_share", 0 <= params["identity_share"] <= 1, "in [0, 1]"),
         ("cold_slots", params["cold_slots"] >= 0, "an integer >= 0"),
+        ("popularity_weight", params["popularity_weight"] >= 0, ">= 0"),
         (
             "cold_content_weight",
             params["cold_content_weight"] is None or params["cold_content_weight"] > 0,

@@ -221,6 +221,33 @@ def test_new_book_matches_cold_item(data, model):
     assert np.allclose(model.score_new_items(users, books)[:, 0], expected, atol=1e-5)
 
 
+def test_new_book_gets_cold_prior(data):
+    prior = LightFMRecommender(seed=3, popularity_weight=1.0, **FAST).fit(data)
+    cold_id = book_id("romance", WARM_PER_GENRE + 1)
+    books = data.books.filter(pl.col("item_id") == cold_id)
+    users = np.arange(data.n_users)
+    expected = prior.score(users)[:, data.items.index([cold_id])[0]]
+    assert prior.new_item_prior_ < 0
+    assert np.allclose(prior.score_new_items(users, books)[:, 0], expected, atol=1e-5)
+
+
+def test_popularity_prior_ranks_by_readers(data):
+    prior = LightFMRecommender(seed=3, popularity_weight=100.0, **FAST).fit(data)
+    readers = data.user_items.getnnz(axis=0)
+    ids, _ = prior.recommend(np.arange(data.n_users), 1)
+    for user, top in zip(range(data.n_users), ids[:, 0], strict=True):
+        unseen = np.setdiff1d(np.arange(data.n_items), data.user_items[user].indices)
+        assert readers[top] == readers[unseen].max()
+
+
+def test_reload_keeps_prior(data, tmp_path):
+    prior = LightFMRecommender(seed=3, popularity_weight=0.5, **FAST).fit(data)
+    loaded = Recommender.load(prior.save(tmp_path / "prior"))
+    users = np.arange(data.n_users)
+    assert np.array_equal(prior.score(users), loaded.score(users))
+    assert loaded.new_item_prior_ == prior.new_item_prior_
+
+
 def test_similar_items_include_cold(data, model):
     cold = data.items.index([book_id("fantasy", WARM_PER_GENRE)])[0]
     ids, _ = model.similar_items(np.array([cold]), 3)
@@ -245,9 +272,18 @@ def test_unknown_param_rejected():
         LightFMRecommender(no_compnents=8)
 
 
-def test_invalid_identity_share_rejected():
-    with pytest.raises(ConfigError, match="identity_share"):
-        LightFMRecommender(identity_share=1.5)
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"identity_share": 1.5}, "identity_share"),
+        ({"popularity_weight": -1.0}, "popularity_weight"),
+        ({"cold_slots": -1}, "cold_slots"),
+        ({"loss": "hinge"}, "loss"),
+    ],
+)
+def test_invalid_params_rejected(params, name):
+    with pytest.raises(ConfigError, match=name):
+        LightFMRecommender(**params)
 
 
 # ---- reserve_slots -------------------------------------------------------------------------

@@ -94,9 +94,11 @@ class LightFMRecommender(Recommender):
     cold_slots
         Reserve this many of the k slots of `recommend` for the best-scored cold items.
     popularity_weight
-        Weight of a popularity prior added to every score: popularity_weight * scale *
-        z(log(1 + train readers of the item)), where scale is the standard deviation of the
-        model's raw scores measured at fit time, so the weight is unit-free.
+        Weight of a popularity prior added to the scores of warm items: popularity_weight *
+        scale * z(log(1 + train readers of the item)), where z standardises over warm items and
+        scale is the standard deviation of the model's raw scores at fit time, so the weight
+        is unit-free. Cold and new books get prior 0, the prior of an average warm book,
+        because too few readers say nothing about how popular they will be.
     feature_weights
         Weights of the content feature groups (see `bookrecs.features.GROUPS`).
     features
@@ -128,7 +130,6 @@ class LightFMRecommender(Recommender):
         self.content_biases_: np.ndarray | None = None
         self.cold_: np.ndarray | None = None
         self.item_prior_: np.ndarray | None = None
-        self.new_item_prior_ = 0.0
         self.epoch_seconds_: list[float] = []
 
     # ---- fitting ---------------------------------------------------------------------------
@@ -187,20 +188,20 @@ class LightFMRecommender(Recommender):
         )
 
     def _fit_popularity_prior(self, data: TrainData) -> None:
-        """Set `item_prior_` and `new_item_prior_` (the prior of an item without readers)."""
+        """Set `item_prior_`: the popularity prior of warm items, 0 for cold items."""
         weight = float(self.params["popularity_weight"])
-        if weight == 0.0:
-            self.item_prior_, self.new_item_prior_ = None, 0.0
+        warm = ~data.cold
+        if weight == 0.0 or not warm.any():
+            self.item_prior_ = None
             return
         readers = np.log1p(np.asarray(data.user_items.getnnz(axis=0), dtype=np.float64))
-        in_train = readers > 0
-        mean, std = readers[in_train].mean(), readers[in_train].std()
+        mean, std = readers[warm].mean(), readers[warm].std()
         std = std if std > 0 else 1.0
         # Scale of the raw scores, measured on a fixed sample of users so fits are repeatable.
         sample = np.random.default_rng(self.seed).permutation(data.n_users)[:1024]
         scale = float(self._raw_scores(np.sort(sample)).std())
-        self.item_prior_ = (weight * scale * (readers - mean) / std).astype(np.float32)
-        self.new_item_prior_ = float(weight * scale * (0.0 - mean) / std)
+        prior = np.where(warm, weight * scale * (readers - mean) / std, 0.0)
+        self.item_prior_ = prior.astype(np.float32)
 
     def _item_feature_matrix(
         self, content: sp.csr_matrix | None, cold: np.ndarray
@@ -260,8 +261,7 @@ class LightFMRecommender(Recommender):
         biases, vectors = self.item_representations(books)
         users = np.asarray(users, dtype=np.int64)
         scores = self.user_embeddings_[users] @ vectors.T + biases[None, :]
-        scores = scores + self.user_biases_[users, None] + self.new_item_prior_
-        return scores.astype(np.float32)
+        return (scores + self.user_biases_[users, None]).astype(np.float32)
 
     def recommend(
         self,
@@ -319,7 +319,6 @@ class LightFMRecommender(Recommender):
             "content_embeddings": self.content_embeddings_,
             "content_biases": self.content_biases_,
             "cold": self.cold_,
-            "new_item_prior": np.asarray(self.new_item_prior_, dtype=np.float64),
             "epoch_seconds": np.asarray(self.epoch_seconds_, dtype=np.float64),
         }
         if self.item_prior_ is not None:
@@ -337,7 +336,6 @@ class LightFMRecommender(Recommender):
         self.content_biases_ = arrays["content_biases"]
         self.cold_ = arrays["cold"].astype(bool)
         self.item_prior_ = arrays.get("item_prior")
-        self.new_item_prior_ = float(arrays["new_item_prior"])
         self.epoch_seconds_ = arrays["epoch_seconds"].tolist()
         if "seen_shape" in arrays:
             self.user_items_ = csr_from_arrays("seen", arrays)

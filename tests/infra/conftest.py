@@ -105,6 +105,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start a moto S3 server on 127.0.0.1 with the bucket bookrecs-metaflow; yield its URL."""
     pytest.importorskip("moto", reason="the local S3 server needs moto[server]==5.2.5")
     boto3 = pytest.importorskip("boto3")
+    from botocore.exceptions import BotoCoreError, ClientError
+
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with log.open("w") as handle:
@@ -127,7 +129,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             try:
                 client.create_bucket(Bucket="bookrecs-metaflow")
                 break
-            except Exception:  # noqa: BLE001 - any failure here means "not up yet"
+            except (BotoCoreError, ClientError):
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"moto S3 server did not start on {url}: {log.read_text()}")
                 time.sleep(0.2)

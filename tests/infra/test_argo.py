@@ -1,4 +1,4 @@
-"""Argo Workflows: schedules reference the templates that Metaflow deploys for our flows."""
+"""Argo Workflows: schedules reference the templates that Metaflow deploys for the flows."""
 
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def test_cron_matches_flow(cron: dict[str, Any]) -> None:
     class_name, parameters = flow_parameters(flow_file)
 
     assert class_name.lower() == template
-    given = cron_parameters(cron)
-    assert given <= parameters, f"unknown parameters {sorted(given - parameters)}"
+    passed = cron_parameters(cron)
+    assert passed <= parameters, f"unknown parameters {sorted(passed - parameters)}"
 
 
 def compile_to_argo(flow: Path, tmp_path: Path, s3_url: str) -> dict[str, Any]:
@@ -142,5 +142,5 @@ def test_flow_compiles_for_argo(template: str, tmp_path: Path, s3_server: str) -
     parameters = {p["name"] for p in workflow["spec"]["arguments"]["parameters"]}
     for cron in cron_workflows():
         if cron["spec"]["workflowSpec"]["workflowTemplateRef"]["name"] == template:
-            given = cron_parameters(cron)
-            assert given <= parameters, f"{cron['metadata']['name']}: {sorted(given)}"
+            passed = cron_parameters(cron)
+            assert passed <= parameters, f"{cron['metadata']['name']}: {sorted(passed)}"

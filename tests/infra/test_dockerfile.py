@@ -82,7 +82,8 @@ def test_runs_as_non_root() -> None:
     users = [arguments for keyword, arguments in stage if keyword == "USER"]
     assert users, "the runtime stage sets no USER"
     uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) > 0
+    assert uid.isdigit(), f"USER {uid} is not a numeric id"
+    assert int(uid) > 0, "the runtime stage runs as root"
     created = "".join(arguments for keyword, arguments in stage if keyword == "RUN")
     assert f"useradd --uid {uid}" in created
 

@@ -136,7 +136,7 @@ def test_port_matches_compose_and_bento(service_container: dict[str, Any]) -> No
         pytest.skip("bentos/bentofile.yaml does not exist yet")
     (bento,) = load_yaml_documents(bentofile)
     env = {key: str(value) for key, value in bento["docker"].get("env", {}).items()}
-    # `bentoml serve` in the container listens on 3000 unless BENTOML_PORT says otherwise.
+    # `bentoml serve` in the container listens on 3000 unless BENTOML_PORT sets another port.
     assert env.get("BENTOML_PORT", str(SERVICE_PORT)) == str(SERVICE_PORT)
 
 
@@ -169,7 +169,8 @@ def test_resources_set(workload: dict[str, Any]) -> None:
 def test_images_pinned(workload: dict[str, Any]) -> None:
     for container in containers(workload):
         image = container["image"]
-        assert ":" in image and not image.endswith(":latest"), image
+        assert ":" in image, f"{image} has no tag"
+        assert not image.endswith(":latest"), f"{image} is not pinned"
 
 
 def test_service_selects_deployment(deployment: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from bookrecs.exceptions import ConfigError
 
@@ -85,6 +85,25 @@ def assign_variant(
             return variant
     # Unreachable: the last boundary equals DEFAULT_BUCKETS, which every bucket is below.
     return variants[-1]
+
+
+def assign_variants(
+    user_ids: Iterable[str],
+    salt: str,
+    variants: Sequence[str],
+    weights: Sequence[float] | None = None,
+) -> list[str]:
+    """Return `assign_variant` for many users, validating the variants and weights once."""
+    boundaries = variant_boundaries(variants, weights)
+    _check_text("salt", salt)
+    assigned = []
+    for user_id in user_ids:
+        position = bucket(user_id, salt, DEFAULT_BUCKETS)
+        for variant, upper in zip(variants, boundaries, strict=True):
+            if position < upper:
+                assigned.append(variant)
+                break
+    return assigned
 
 
 def variant_boundaries(

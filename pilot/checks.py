@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from bookrecs.assignment import assign_variant
+from bookrecs.assignment import assign_variants
 from pilot.events import split_invalid
 from pilot.plan import PilotPlan
 
@@ -55,7 +55,7 @@ class CheckReport:
     last_day: str | None = None
 
     def lines(self) -> list[str]:
-        """Human-readable lines, one per check."""
+        """Return one human-readable line per check."""
         invalid = sum(self.invalid_rows.values())
         detail = ", ".join(f"{name}: {count}" for name, count in self.invalid_rows.items())
         bots = ", ".join(f"{k}: {v}" for k, v in self.automated_users_by_variant.items())
@@ -263,7 +263,7 @@ def _drop_misassigned_users(
     single = per_user.filter(pl.col("n_variants") == 1)
     names = list(plan.variants)
     weights = list(plan.variants.values())
-    expected = [assign_variant(user, plan.salt, names, weights) for user in single["user_id"]]
+    expected = assign_variants(single["user_id"], plan.salt, names, weights)
     single = single.with_columns(pl.Series("expected", expected, dtype=pl.String))
     mismatch = single.filter(pl.col("expected") != pl.col("variant"))["user_id"]
     report.mixed_variant_users = mixed.len()

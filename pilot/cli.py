@@ -125,7 +125,7 @@ def command_check_daily(args: argparse.Namespace) -> int:
 
     plan = _load(args)
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
-    rows = check_daily(plan, args.events, args.impressions, as_of)
+    rows = check_daily(plan, args.events, args.impressions, as_of, args.days)
     print(format_daily(rows))
     return EXIT_ROLL_BACK if rows and rows[-1]["roll_back"] else 0
 
@@ -201,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--as-of", help="Last day to include (YYYY-MM-DD).")
         if name == "readout":
             sub.add_argument("--out", default="reports/pilot", help="Output folder.")
+        else:
+            sub.add_argument(
+                "--days", type=int, default=7, help="Days shown, ending at the last day."
+            )
         sub.set_defaults(handler=handler)
     return parser
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pilot.checks import run_checks
+import polars as pl
+
+from pilot.checks import day_bounds, run_checks
 from pilot.plan import PilotPlan
 from pilot.readout import load_events, rollback_section
 from pilot.sizing import summarise_plan
@@ -17,27 +19,32 @@ def check_daily(
     events_paths: list[str | Path],
     impressions_path: str | Path | None = None,
     as_of: dt.date | None = None,
+    days: int = 7,
 ) -> list[dict]:
-    """Evaluate the rollback criteria on data from the first pilot day through each day.
+    """Evaluate the rollback criteria on cumulative data through each of the last `days` days.
 
-    Returns one dict per day with keys day, users (per variant), criteria (as in
-    `pilot.readout.rollback_section`) and roll_back (any criterion triggered that day).
+    The data checks run once, through the last day. Each row then uses the clean events from
+    the first pilot day through its day. Returns one dict per day with keys day, users (per
+    variant), criteria (as in `pilot.readout.rollback_section`) and roll_back (any criterion
+    triggered that day).
     """
-    events, _ = load_events(events_paths, impressions_path)
+    events, report = load_events(events_paths, impressions_path)
     end = summarise_plan(plan).end_date
     if as_of is not None:
         end = min(end, as_of)
     observed_last = events["ts"].max()
     if observed_last is not None:
         end = min(end, observed_last.date())
+    clean, _ = run_checks(events, plan, end, report)
+    first = max(plan.start_date, end - dt.timedelta(days=days - 1))
 
     rows = []
-    day = plan.start_date
+    day = first
     while day <= end:
-        clean, _ = run_checks(events, plan, day)
-        totals, latencies = user_totals(clean, plan.attribution)
+        _, stop = day_bounds(plan, day)
+        totals, latencies = user_totals(clean.filter(pl.col("ts") < stop), plan.attribution)
         criteria = rollback_section(totals, latencies, plan)
-        users = {name: totals.filter(totals["variant"] == name).height for name in plan.variants}
+        users = {name: totals.filter(pl.col("variant") == name).height for name in plan.variants}
         rows.append(
             {
                 "day": str(day),

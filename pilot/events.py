@@ -73,7 +73,7 @@ IMPRESSION_COLUMNS = (
 
 
 def parse_timestamps(column: pl.Expr) -> pl.Expr:
-    """Parse ISO-8601 text to UTC datetimes; naive values are taken as UTC, bad ones give null."""
+    """Parse ISO-8601 text to UTC datetimes. Naive values are taken as UTC and bad ones as null."""
     text = column.str.replace(r"Z$", "+00:00").str.replace("T", " ", literal=True)
     aware = text.str.to_datetime(
         format="%Y-%m-%d %H:%M:%S%.f%:z", strict=False, time_unit="us", time_zone="UTC"
@@ -202,7 +202,7 @@ def merge_impressions(events: pl.DataFrame, impressions: pl.DataFrame) -> tuple[
 
 
 def split_invalid(events: pl.DataFrame, variants: Iterable[str]) -> tuple[pl.DataFrame, dict]:
-    """Separate rows that break the schema's rules; return valid rows and counts by reason."""
+    """Separate rows that break the schema's rules, returning valid rows and counts by reason."""
     variants = list(variants)
     kind = pl.col("event_type")
     reasons = {

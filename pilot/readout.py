@@ -70,7 +70,7 @@ class Readout:
     policy: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """Plain-dict form for JSON."""
+        """Return the fields as a plain dict for JSON."""
         values = asdict(self)
         values["checks"] = asdict(self.checks)
         return values

@@ -34,7 +34,7 @@ class Effect:
     n_treatment: int
 
     def to_dict(self) -> dict:
-        """Plain-dict form for JSON."""
+        """Return the fields as a plain dict for JSON."""
         return asdict(self)
 
 
@@ -52,7 +52,7 @@ class NonInferiority:
     passed: bool
 
     def to_dict(self) -> dict:
-        """Plain-dict form for JSON."""
+        """Return the fields as a plain dict for JSON."""
         return asdict(self)
 
 
@@ -126,7 +126,7 @@ def ratio_effect(
     denominator_treatment: np.ndarray,
     alpha: float,
 ) -> Effect:
-    """Delta-method effect of a ratio metric for one pilot (1-D per-user arrays)."""
+    """Estimate the delta-method effect of a ratio metric for one pilot (1-D per-user arrays)."""
     values = ratio_effect_arrays(
         numerator_control, denominator_control, numerator_treatment, denominator_treatment, alpha
     )
@@ -140,7 +140,7 @@ def proportion_effect(
     n_treatment: int,
     alpha: float,
 ) -> Effect:
-    """Two-proportion z-test of user-level shares.
+    """Test user-level shares with a two-proportion z-test.
 
     The p-value uses the pooled variance, as `statsmodels.stats.proportion.proportions_ztest`
     does. The confidence intervals use the unpooled variances ``p (1 - p) / n`` per arm.
@@ -166,7 +166,7 @@ def proportion_effect(
 def quantile_effect(
     control: np.ndarray, treatment: np.ndarray, quantile: float, alpha: float
 ) -> Effect:
-    """Effect on a quantile (for example p95 latency), with distribution-free standard errors.
+    """Estimate the effect on a quantile (e.g. p95 latency) with distribution-free standard errors.
 
     Each arm's standard error is half the width of the order-statistic confidence interval,
     at ranks ``n q -/+ z sqrt(n q (1 - q))``, divided by z. The relative difference of the two
@@ -216,7 +216,7 @@ def non_inferiority(
     higher_is_better: bool,
     alpha: float,
 ) -> NonInferiority:
-    """One-sided z-test that the treatment is at most `margin` worse than control.
+    """Test with a one-sided z-test that the treatment is at most `margin` worse than control.
 
     With the difference ``D`` (relative or absolute, per `margin_type`) and its standard error,
     for a metric where higher is better the null hypothesis is ``D <= -margin`` and the test
@@ -270,7 +270,7 @@ def degradation_beyond(
 
 
 def srm_test(counts: Sequence[float], shares: Sequence[float]) -> tuple[float, float]:
-    """Chi-square goodness-of-fit of assignment counts against planned shares.
+    """Test assignment counts against planned shares with a chi-square goodness-of-fit test.
 
     Returns the statistic ``sum((O - E)^2 / E)`` with ``E = share * total`` and its p-value
     (``len(counts) - 1`` degrees of freedom).
@@ -284,7 +284,7 @@ def srm_test(counts: Sequence[float], shares: Sequence[float]) -> tuple[float, f
 
 
 def srm_test_arrays(counts: np.ndarray, shares: Sequence[float]) -> np.ndarray:
-    """Vectorised SRM p-values; `counts` has the arms on the last axis."""
+    """Return SRM p-values of many runs at once, with the arms on the last axis of `counts`."""
     observed = np.asarray(counts, dtype=float)
     expected = np.asarray(shares, dtype=float) * observed.sum(axis=-1, keepdims=True)
     statistic = ((observed - expected) ** 2 / expected).sum(axis=-1)
@@ -292,7 +292,7 @@ def srm_test_arrays(counts: np.ndarray, shares: Sequence[float]) -> np.ndarray:
 
 
 def holm(p_values: Sequence[float], alpha: float) -> list[tuple[float, bool]]:
-    """Holm-Bonferroni step-down adjustment: (adjusted p-value, rejected) per input."""
+    """Adjust p-values with the Holm-Bonferroni step-down method: (adjusted p, rejected) each."""
     from statsmodels.stats.multitest import multipletests
 
     if len(p_values) == 0:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bookrecs.assignment import assign_variant, bucket
+from bookrecs.assignment import assign_variant, assign_variants, bucket
 from bookrecs.exceptions import ConfigError
 
 USERS = [f"user-{index}" for index in range(20_000)]
@@ -103,3 +103,9 @@ def test_empty_salt_rejected():
 def test_bucket_count_validated():
     with pytest.raises(ConfigError, match="n_buckets"):
         bucket("user-1", "salt", 0)
+
+
+def test_batch_assignment_matches_single():
+    weights = (0.3, 0.7)
+    single = [assign_variant(user, "pilot-c", VARIANTS, weights) for user in USERS[:1_000]]
+    assert assign_variants(USERS[:1_000], "pilot-c", VARIANTS, weights) == single

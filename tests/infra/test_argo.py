@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 from pathlib import Path
@@ -57,6 +58,69 @@ def test_cron_structure(cron: dict[str, Any]) -> None:
     assert cron["metadata"]["name"] != template
     for parameter in spec["workflowSpec"].get("arguments", {}).get("parameters", []):
         json.loads(parameter["value"])
+
+
+def unknown_fields(data: Any, model: Any, path: str = "") -> list[str]:
+    """Return the paths of keys in `data` that the Argo API model `model` does not define."""
+    if not isinstance(data, dict) or not hasattr(model, "attribute_map"):
+        return []
+    python_names = {json_name: name for name, json_name in model.attribute_map.items()}
+    unknown = []
+    for key, value in data.items():
+        if key not in python_names:
+            unknown.append(f"{path}/{key}")
+            continue
+        for field_type in model.openapi_types[python_names[key]]:
+            if isinstance(field_type, list) and isinstance(value, list):
+                for index, item in enumerate(value):
+                    unknown += unknown_fields(item, field_type[0], f"{path}/{key}/{index}")
+            else:
+                unknown += unknown_fields(value, field_type, f"{path}/{key}")
+    return unknown
+
+
+@pytest.fixture(scope="module")
+def cron_model() -> Any:
+    pytest.importorskip(
+        "argo_workflows", reason="the Argo API models ship with argo-workflows==6.7.18"
+    )
+    from argo_workflows.model.io_argoproj_workflow_v1alpha1_cron_workflow import (
+        IoArgoprojWorkflowV1alpha1CronWorkflow,
+    )
+
+    return IoArgoprojWorkflowV1alpha1CronWorkflow
+
+
+def deserialize_cron(document: dict[str, Any], model: Any) -> Any:
+    """Build the Argo API object from a manifest, checking every field's type."""
+    from argo_workflows.api_client import ApiClient
+    from argo_workflows.configuration import Configuration
+
+    class Response:
+        data = json.dumps(document)
+
+    return ApiClient(Configuration()).deserialize(Response(), (model,), True)
+
+
+@pytest.mark.parametrize("cron", cron_workflows(), ids=lambda cron: cron["metadata"]["name"])
+def test_cron_matches_argo_api(cron: dict[str, Any], cron_model: Any) -> None:
+    assert unknown_fields(cron, cron_model) == []
+
+    parsed = deserialize_cron(cron, cron_model)
+
+    assert parsed.spec.schedules == cron["spec"]["schedules"]
+
+
+def test_argo_api_rejects_typo(cron_model: Any) -> None:
+    from argo_workflows.exceptions import ApiTypeError
+
+    broken = copy.deepcopy(cron_workflows()[0])
+    broken["spec"]["workflowSpec"]["workflowTemplateRef"]["nmae"] = "trainflow"
+    broken["spec"]["startingDeadlineSeconds"] = "soon"
+
+    assert unknown_fields(broken, cron_model) == ["/spec/workflowSpec/workflowTemplateRef/nmae"]
+    with pytest.raises(ApiTypeError):
+        deserialize_cron(broken, cron_model)
 
 
 @pytest.mark.parametrize("cron", cron_workflows(), ids=lambda cron: cron["metadata"]["name"])

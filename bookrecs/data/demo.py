@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from bookrecs.config import DemoConfig
@@ -85,7 +86,7 @@ NEW_RELEASE_WINDOW_DAYS = 120.0
 ACTIVE_DAYS_MEAN = 900.0  # mean length of a user's active period, after a 30-day minimum
 BACKLIST_SHARE = 0.65  # works released before the timeline starts
 EDITION_SHARE = 0.10  # extra book_ids as a share of all book_ids
-CHANNEL_SHARES = {"genre": 0.62, "author": 0.13, "new": 0.12, "popular": 0.13}
+CHANNEL_SHARES = {"genre": 0.65, "author": 0.14, "new": 0.11, "popular": 0.10}
 SERIES_NEXT_PROB = 0.45
 EDITION_PICK_PROB = 0.25  # a read of a work with editions lands on one of them
 SECOND_EDITION_PROB = 0.1  # a reader of a work with editions also shelves another edition
@@ -976,7 +977,7 @@ def _interaction_chunk(
     """Users `first..last-1` with their interactions: user, work, book, day, is_read, rating."""
     n_users = last - first
     n_genres = len(GENRES)
-    taste = 0.9 * rng.dirichlet(np.full(n_genres, 0.35), size=n_users) + 0.1 * GENRE_PRIOR
+    taste = 0.95 * rng.dirichlet(np.full(n_genres, 0.2), size=n_users) + 0.05 * GENRE_PRIOR
     sigma = 1.1
     counts = 1 + np.floor(
         rng.lognormal(math.log(mean_items - 1) - sigma**2 / 2, sigma, size=n_users)
@@ -1217,8 +1218,11 @@ def _goodreads_date(days: pl.Expr) -> pl.Expr:
 
 def _hex_strings(n: int, rng: np.random.Generator) -> pl.Series:
     """`n` random 32-character hex strings, the shape of Goodreads user and review ids."""
-    raw = np.frombuffer(rng.bytes(16 * n), dtype="S16")
-    return pl.Series(raw).bin.encode("hex")
+    # A fixed-size binary array keeps bytes that numpy's "S16" type would strip (trailing NULs).
+    raw = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), n, [None, pa.py_buffer(rng.bytes(16 * n))]
+    )
+    return pl.Series(pl.from_arrow(raw)).cast(pl.Binary).bin.encode("hex")
 
 
 def _readme(n_users: int, n_books: int, rows: int, seed: int) -> str:

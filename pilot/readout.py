@@ -253,7 +253,7 @@ def run_readout(
     readout = Readout(
         plan_name=plan.name,
         alpha=plan.alpha,
-        as_of=str(end),
+        as_of=str(min(last_day, end)),
         status="final" if horizon_reached else "peek",
         decision=decision,
         reasons=reasons,

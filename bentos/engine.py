@@ -14,6 +14,7 @@ its `source`. Nothing here imports BentoML, so the engine is tested and benchmar
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -54,12 +55,20 @@ logger = logging.getLogger("bookrecs.serving")
 
 # Books of a user's history used for reasons (the most recent ones by index order).
 MAX_HISTORY = 200
-# Similar-book candidates asked from a model or the metadata index, beyond k.
+# Similar-book candidates asked from a model or the metadata index: at least SIMILAR_CACHED
+# (so one cached entry serves every k up to it), plus SIMILAR_EXTRA to replace filtered books.
+SIMILAR_CACHED = 30
 SIMILAR_EXTRA = 20
+# Books whose similar lists are cached per process; the cache is emptied when full.
+SIMILAR_CACHE_SIZE = 50_000
 
 
 class BookNotFoundError(BookRecsError):
     """A book id is in none of the loaded catalogues."""
+
+
+class BlockingCallNeeded(Exception):  # noqa: N818 - a signal, not an error
+    """An inline request needs a model call that may block: repeat it with inline=False."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,12 @@ class RecommendationEngine:
         self._watch_key: Any = None
         self._cache: dict[str, tuple[Any, ServingBundle]] = {}
         self._executors: dict[int, ThreadPoolExecutor] = {}
+        self._local = threading.local()
+        self._similar_cache: dict[tuple[int, int, int], list[Candidates]] = {}
+        # Request ids: a random per-process prefix and a counter (uuid4 per request costs an
+        # os.urandom call, which dominated the engine's time in profiles).
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._ids = itertools.count()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -244,6 +259,7 @@ class RecommendationEngine:
             if path is not None and loaded[slot] is not None
         }
         self._retire_executors(slots)
+        self._similar_cache = {}
         logger.info(
             "serving current=%s previous=%s (was current=%s previous=%s)%s",
             _describe(slots.current, slots.current_tag),
@@ -285,17 +301,30 @@ class RecommendationEngine:
 
     # ---- requests --------------------------------------------------------------------------
     def recommend(
-        self, user_id: str, k: int = 10, placement: str = "home", book_id: str | None = None
+        self,
+        user_id: str,
+        k: int = 10,
+        placement: str = "home",
+        book_id: str | None = None,
+        *,
+        inline: bool = False,
     ) -> Served:
         """Return exactly `k` books for `user_id` (fewer only if the catalogue is smaller).
 
         With `book_id`, books similar to it come first (e.g. on a book page); the book itself,
         the user's books and unavailable books are never returned. An unexpected error is
         logged and counted and answered with an empty popular list, never raised.
+
+        With `inline=True` (a caller on an event loop), a request that needs a model call
+        raises `BlockingCallNeeded` before any side effect instead of waiting for the model;
+        the caller then repeats it with inline=False on a worker thread.
         """
         started = time.perf_counter()
+        self._local.inline = inline
         try:
             return self._recommend(user_id, k, placement, book_id, started)
+        except BlockingCallNeeded:
+            raise
         except Exception:  # noqa: BLE001 - the last line of defence of the "always answer" rule
             return self._emergency(user_id, placement, "recommend", started)
 
@@ -322,18 +351,25 @@ class RecommendationEngine:
             steps, slots, user_id, variant, placement, "recommend", k, started, book_id
         )
 
-    def similar(self, book_id: str, k: int = 10, user_id: str | None = None) -> Served:
+    def similar(
+        self, book_id: str, k: int = 10, user_id: str | None = None, *, inline: bool = False
+    ) -> Served:
         """Return `k` books similar to `book_id`; a cold book is matched by its metadata.
+
+        `inline` works as in `recommend`.
 
         Raises
         ------
         BookNotFoundError
             When `book_id` is in none of the loaded catalogues.
+        BlockingCallNeeded
+            With inline=True, when a model call is needed.
         """
         started = time.perf_counter()
+        self._local.inline = inline
         try:
             return self._similar(book_id, k, user_id, started)
-        except BookNotFoundError:
+        except (BookNotFoundError, BlockingCallNeeded):
             raise
         except Exception:  # noqa: BLE001 - the last line of defence of the "always answer" rule
             return self._emergency(user_id or "", "book", "similar", started)
@@ -370,7 +406,7 @@ class RecommendationEngine:
             "%s for user %s failed (#%d); answering an empty list", endpoint, user_id, count
         )
         return Served(
-            request_id=uuid.uuid4().hex,
+            request_id=self._request_id(),
             variant="",
             source=POPULAR,
             model_version="none",
@@ -378,6 +414,9 @@ class RecommendationEngine:
             items=[],
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+    def _request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):016x}"
 
     def _serve(
         self,
@@ -391,8 +430,8 @@ class RecommendationEngine:
         started: float,
         book_id: str | None,
     ) -> Served:
-        request_id = uuid.uuid4().hex
-        result = run_chain(steps)
+        request_id = self._request_id()
+        result = run_chain(steps, propagate=(BlockingCallNeeded,))
         answer: _Answer = result.value
         bundle, filled = answer.bundle, answer.filled
 
@@ -492,7 +531,12 @@ class RecommendationEngine:
         return _Answer(bundle, filled, _history(seen, book))
 
     def _similar_candidates(self, bundle: ServingBundle, book: int, k: int) -> list[Candidates]:
-        n = min(bundle.n_items, k + SIMILAR_EXTRA)
+        """Return the model's and the metadata's similar books, cached per bundle and book."""
+        n = min(bundle.n_items, max(k, SIMILAR_CACHED) + SIMILAR_EXTRA)
+        key = (id(bundle), book, n)
+        cached = self._similar_cache.get(key)
+        if cached is not None:
+            return cached
         candidates = []
         if type(bundle.model).similar_items is not Recommender.similar_items:
             ids, scores = self._call(
@@ -501,10 +545,15 @@ class RecommendationEngine:
             candidates.append(Candidates(MODEL, ids[0], scores[0]))
         ids, scores = similar_by_metadata(book, bundle.facts, n)
         candidates.append(Candidates(METADATA, ids, scores))
+        if len(self._similar_cache) >= SIMILAR_CACHE_SIZE:
+            self._similar_cache.clear()
+        self._similar_cache[key] = candidates
         return candidates
 
     def _call(self, bundle: ServingBundle, function, *args):
         """Run a model call on the bundle's scoring thread with the configured timeout."""
+        if getattr(self._local, "inline", False):
+            raise BlockingCallNeeded
         executor = self._executors.get(id(bundle))
         if executor is None:
             executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scoring")

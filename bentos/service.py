@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
+from functools import partial
 
+import anyio
 import bentoml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bentos.engine import BookNotFoundError, RecommendationEngine, Served
+from bentos.engine import BlockingCallNeeded, BookNotFoundError, RecommendationEngine, Served
 from bentos.ratelimit import RateLimitMiddleware, TokenBuckets
 from bentos.schemas import BookId, Info, Item, ListSize, Placement, RecommendResponse, UserId
 from bentos.settings import ServiceSettings
@@ -48,6 +51,7 @@ ops_app = Starlette(routes=[Route("/info", _ops_info, methods=["GET"])])
     workers=SETTINGS.workers,
     threads=4,
     traffic={"timeout": 10},
+    logging={"access": {"enabled": SETTINGS.access_log}},
 )
 class BookRecs:
     """Book recommendations that always answer: model, previous model, popular, new."""
@@ -57,7 +61,7 @@ class BookRecs:
         self.engine.start()
 
     @bentoml.api
-    def recommend(
+    async def recommend(
         self,
         user_id: UserId,
         k: ListSize = 10,
@@ -65,10 +69,11 @@ class BookRecs:
         book_id: BookId | None = None,
     ) -> RecommendResponse:
         """Return exactly k books for the user, never one the user has or that is unavailable."""
-        return _response(self.engine.recommend(user_id, k, placement, book_id))
+        call = partial(self.engine.recommend, user_id, k, placement, book_id)
+        return _response(await _run(call))
 
     @bentoml.api
-    def similar(
+    async def similar(
         self, book_id: BookId, k: ListSize = 10, user_id: UserId | None = None
     ) -> RecommendResponse:
         """Return k books similar to book_id; a cold book is matched by its metadata.
@@ -76,7 +81,7 @@ class BookRecs:
         A book in no loaded catalogue gets 404 with {"error": message}.
         """
         try:
-            served = self.engine.similar(book_id, k, user_id)
+            served = await _run(partial(self.engine.similar, book_id, k, user_id))
         except BookNotFoundError as error:
             # A plain response: BentoML logs a traceback for every raised NotFound.
             return JSONResponse({"error": str(error)}, status_code=404)  # type: ignore[return-value]
@@ -94,6 +99,19 @@ class BookRecs:
     def close(self) -> None:
         self.engine.close()
         logger.info("service stopped; impression log flushed")
+
+
+async def _run(call: Callable[..., Served]) -> Served:
+    """Answer on the event loop when precomputed lists suffice, else on a worker thread.
+
+    Most requests are dictionary and array lookups that take well under a millisecond, so a
+    thread hop would cost more than the work; only requests that call the model (which may
+    block up to the scoring timeout) leave the event loop.
+    """
+    try:
+        return call(inline=True)
+    except BlockingCallNeeded:
+        return await anyio.to_thread.run_sync(partial(call, inline=False))
 
 
 def _info(engine: RecommendationEngine) -> Info:

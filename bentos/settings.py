@@ -57,6 +57,11 @@ class ServiceSettings(BaseModel):
         "default: the client address.",
     )
     workers: int = Field(1, ge=1, description="Service worker processes.")
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request (BentoML access log); the impression log "
+        "already records every served list.",
+    )
 
     @model_validator(mode="after")
     def _check_variants(self) -> ServiceSettings:

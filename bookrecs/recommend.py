@@ -245,12 +245,15 @@ class ChainResult(Generic[T]):
     errors: tuple[tuple[str, str], ...]
 
 
-def run_chain(steps: Sequence[tuple[str, Callable[[], T | None]]]) -> ChainResult[T]:
+def run_chain(
+    steps: Sequence[tuple[str, Callable[[], T | None]]],
+    propagate: tuple[type[BaseException], ...] = (),
+) -> ChainResult[T]:
     """Call `steps` in order and return the first result that is not None.
 
     A step that raises or returns None passes to the next one; its error is kept in
-    `errors` as (source, message). The last step must not fail: it is the list of last
-    resort (popular or new books).
+    `errors` as (source, message). Exceptions of the `propagate` types are raised at once.
+    The last step must not fail: it is the list of last resort (popular or new books).
 
     Raises
     ------
@@ -261,6 +264,8 @@ def run_chain(steps: Sequence[tuple[str, Callable[[], T | None]]]) -> ChainResul
     for source, step in steps:
         try:
             value = step()
+        except propagate:
+            raise
         except Exception as error:  # noqa: BLE001 - any failure moves on to the next source
             errors.append((source, f"{type(error).__name__}: {error}"))
             continue

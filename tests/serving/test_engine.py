@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from bentos.engine import BookNotFoundError, RecommendationEngine
+from bentos.engine import BlockingCallNeeded, BookNotFoundError, RecommendationEngine
 from bentos.settings import ServiceSettings
 from bookrecs.availability import AvailabilityTable
 from bookrecs.exceptions import ConfigError
@@ -210,6 +210,18 @@ def test_impressions_logged(engine, tmp_path):
     assert [item["position"] for item in items] == [1, 2, 3, 4, 5]
     cold = {"b09", "b10", "b11", "b12"}
     assert row["cold_items"] == len(cold & {item["item_id"] for item in items})
+
+
+def test_inline_needs_thread_for_model_calls(engine):
+    assert len(engine.recommend("u1", 3, inline=True).items) == 3
+    with pytest.raises(BlockingCallNeeded):
+        engine.recommend("u1", 7, inline=True)  # beyond the precomputed list
+    with pytest.raises(BlockingCallNeeded):
+        engine.similar("b05", 3, inline=True)  # item-kNN similar_items is a model call
+    assert "requests_recommend" in engine.counters.snapshot()
+    assert engine.counters.snapshot()["requests_recommend"] == 1
+    assert len(engine.similar("b05", 3).items) == 3
+    assert len(engine.similar("b05", 3, inline=True).items) == 3  # now cached
 
 
 def test_variant_is_stable(engine):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 
 import pytest
@@ -26,21 +27,24 @@ def service_module(monkeypatch, tmp_path, bundles):
 
 def test_class_in_process(service_module):
     service = service_module.BookRecs()
-    response = service.recommend(user_id="u1", k=4)
+    response = asyncio.run(service.recommend(user_id="u1", k=4))
     assert response.source == "model"
     assert len(response.items) == 4
     assert {item.item_id for item in response.items}.isdisjoint({"b01", "b02", "b03", "b04"})
-    similar = service.similar(book_id="b09", k=2)
+    # k=7 exceeds the precomputed lists, so the model scores on a worker thread
+    longer = asyncio.run(service.recommend(user_id="u1", k=7))
+    assert len(longer.items) == 7
+    similar = asyncio.run(service.similar(book_id="b09", k=2))
     assert [item.item_id for item in similar.items] == ["b01", "b02"]
     info = service.info()
     assert info.ready
-    assert info.counters["requests_recommend"] == 1
+    assert info.counters["requests_recommend"] == 2
     service.close()
 
 
 def test_unknown_book_is_404(service_module):
     service = service_module.BookRecs()
-    response = service.similar(book_id="missing", k=2)
+    response = asyncio.run(service.similar(book_id="missing", k=2))
     assert response.status_code == 404
     assert b"missing" in response.body
     service.close()

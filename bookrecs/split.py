@@ -1,8 +1,8 @@
 """Global time split into train and test, with warm/cold items and a split report.
 
 `make_split` cuts every user's history at one date, the `test_quantile` quantile of
-`date_added` over all prepared interactions: rows dated before the cut are train, rows dated on
-or after it are test, and test keeps only users that appear in train. Items of the catalogue
+`date_added` over all prepared interactions. Rows dated before the cut are train and rows dated
+on or after it are test. Test keeps only users that appear in train. Items of the catalogue
 (train, test and book table) with fewer than `cold_threshold` train interactions are cold.
 """
 
@@ -33,8 +33,8 @@ class SplitReport:
     """Row counts after every preparation step and the shape of train and test.
 
     `cut_rule` is ``"quantile"`` when `cut_date` is the `test_quantile` quantile of
-    date_added, and ``"fixed_test"`` when the input shipped its test set; `cut_date` is then
-    the latest train date, for information only.
+    date_added. It is ``"fixed_test"`` when the input shipped its test set, and `cut_date` is
+    then the latest train date, for information only.
     """
 
     steps: list[tuple[str, int]] = field(default_factory=list)

@@ -11,10 +11,15 @@ How the data is generated
   date and a power-law popularity. About 10% of works have extra editions (other book_ids
   whose titles differ only in case, punctuation or spacing) and about 6% are not in English.
 - Users have a taste vector over genres (Dirichlet) and two favourite authors in their top
-  genre. Each interaction is dated on a six-year timeline with exponential growth and then
-  picks a work through one of four channels: a genre drawn from the user's taste and a work
-  of that genre by popularity; a favourite author's work; a recent release (last 120 days) of
-  a taste genre; or any work by popularity. Only works released by that date can be picked.
+  genre. Each interaction is dated on a six-year timeline with exponential growth. It then
+  picks a work through one of four channels (`CHANNEL_SHARES`):
+
+  - genre: a genre drawn from the user's taste, then a work of that genre by popularity,
+  - author: a work of one of the user's favourite authors,
+  - new: a work of a taste genre released in the last 120 days,
+  - popular: any work by popularity.
+
+  Only works released by the interaction's date can be picked.
 - Readers of a series volume often read the next one. Ratings grow with taste affinity.
 
 Because the genre and author of a work drive who reads it, shelves, authors, series and
@@ -73,7 +78,7 @@ class DemoSize:
 
 
 # "full" is sized so that preparation leaves about 350k users, 34k items and 15M interactions,
-# like the real prepared data. NOTE: calibrated on a 1/20 scale run, not on a full run.
+# like the real prepared data. NOTE: calibrated on a 1/10 scale run, not on a full run.
 DEMO_SIZES: dict[str, DemoSize] = {
     "small": DemoSize(n_users=3_000, n_books=2_500, mean_items=80.0),
     "full": DemoSize(n_users=420_000, n_books=40_500, mean_items=100.0),
@@ -618,8 +623,8 @@ def _build_series(
 
 
 def _write_books(dest: Path, catalog: _Catalog, rng: np.random.Generator) -> None:
-    # Per-record text draws use the standard library generator, which is much faster than
-    # numpy's for single values; it is seeded from `rng`, so files stay reproducible.
+    # Per-record text draws use the standard library generator because it is much faster than
+    # numpy's for single values. It is seeded from `rng`, so the files stay reproducible.
     text_rng = random.Random(int(rng.integers(2**62)))
     names = _NameMaker(text_rng)
     author_names = [names.person() for _ in range(len(catalog.author_ids))]
@@ -760,9 +765,9 @@ def _shelves(genre1: int, genre2: int, scale: float, rng: random.Random) -> list
 def _descriptions(
     genre1: np.ndarray, genre2: np.ndarray, short: np.ndarray, rng: np.random.Generator
 ) -> list[str]:
-    """Descriptions from genre words: 45% main genre, 20% second genre, 35% common words.
+    """Build descriptions from 45% main-genre, 20% second-genre and 35% common words.
 
-    Short (edition) descriptions have 8 to 19 words and are empty half of the time; the
+    Short (edition) descriptions have 8 to 19 words and are empty half of the time. The
     others have 30 to 69 words and are empty 5% of the time.
     """
     vocabularies = [words for _, _, words in GENRES] + [COMMON_WORDS]
@@ -893,8 +898,8 @@ class _Samplers:
         index: dict[str, np.ndarray], keys: np.ndarray, t_from: np.ndarray, t_to: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Range of works with group `keys` released in (t_from, t_to]."""
-        # Group and release day are folded into one sortable number: releases lie within
-        # +-10,000 days, so clipped bounds never reach into a neighbouring group.
+        # Group and release day are folded into one sortable number. Releases lie within
+        # +-10,000 days and bounds are clipped to +-40,000, so no range reaches another group.
         span = 1e5
         t_from = np.clip(t_from, -4e4, 4e4)
         t_to = np.clip(t_to, -4e4, 4e4)
@@ -1080,8 +1085,8 @@ def _pick_works(
         lo, hi = samplers.bounds(index, keys[rows], t_from, day[rows])
         work[rows] = samplers.draw(index, lo, hi, rng)
 
-    # The genre channel, also the fallback when an author or recent-release range is empty;
-    # then any work released by that day.
+    # The genre channel is also the fallback when an author or recent-release range is
+    # empty, and any work released by that day is the last fallback.
     rows = np.flatnonzero(work < 0)
     lo, hi = samplers.bounds(samplers.genre, genre[rows], np.full(len(rows), earliest), day[rows])
     work[rows] = samplers.draw(samplers.genre, lo, hi, rng)
@@ -1126,7 +1131,7 @@ def _activity_days(
 def _favourite_authors(
     catalog: _Catalog, samplers: _Samplers, genre: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """One author per user: the author of a popularity-weighted work of the user's genre."""
+    """Draw one author per user: the author of a popularity-weighted work of `genre`."""
     lo, hi = samplers.bounds(
         samplers.genre, genre, np.full(len(genre), -1e9), np.full(len(genre), 1e9)
     )

@@ -301,7 +301,9 @@ def _merge_book_rows(keyed: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
             continue
         if column == DESCRIPTION:
             length = pl.col(DESCRIPTION).fill_null("").str.len_chars()
-            aggregations.append(pl.col(DESCRIPTION).sort_by(length, descending=True).first())
+            aggregations.append(
+                pl.col(DESCRIPTION).sort_by(length, descending=True, maintain_order=True).first()
+            )
         elif column in (AUTHORS, SERIES):
             aggregations.append(
                 pl.col(column)

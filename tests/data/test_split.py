@@ -1,4 +1,4 @@
-"""Tests of the global time split: known answers, the no-leak property and real sample data."""
+"""Tests of the global time split: known results, the no-leak property and real sample data."""
 
 from __future__ import annotations
 

@@ -54,6 +54,15 @@ def command_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_calibrate(args: argparse.Namespace) -> int:
+    from pilot.calibrate import calibrate
+
+    plan = load_plan(args.plan)
+    result = calibrate(plan, runs=args.runs, lift=args.lift, seed=args.seed)
+    print("\n".join(result.lines(plan.alpha)))
+    return 0
+
+
 def command_simulate(args: argparse.Namespace) -> int:
     from pilot.simulate import EventFaults, parse_breach, simulate_events, write_impressions
 
@@ -158,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     baselines.add_argument("--plan", default=str(DEFAULT_PLAN), help="Plan YAML file.")
     baselines.add_argument("--history", required=True, help="Historical event log.")
     baselines.set_defaults(handler=command_baselines)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="Measure false-positive rate, power and SRM detection by simulation."
+    )
+    add_plan(calibrate, history=False)
+    calibrate.add_argument("--runs", type=int, default=400, help="Simulated pilots per rate.")
+    calibrate.add_argument(
+        "--lift", type=float, default=0.2, help="Relative lift the power run is sized for."
+    )
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.set_defaults(handler=command_calibrate)
 
     simulate = commands.add_parser("simulate", help="Write a simulated pilot event log.")
     add_plan(simulate, history=False)

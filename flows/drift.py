@@ -2,7 +2,7 @@
 
     start -> load -> check -> report -> end
 
-Every step calls `monitoring` functions; the flow only keeps their results as artifacts:
+Every step calls `monitoring` functions, and the flow keeps their results as artifacts:
 `summary` (the JSON summary as a dict), `verdict` (no_drift, retrain or insufficient_data),
 `retrain_recommended` and `report_paths`. The same options as `python -m monitoring report`
 give the same report; the run itself succeeds whatever the verdict, so schedulers read the

@@ -3,7 +3,7 @@
 Each check measures an effect size (and, where a test applies, a p-value) and returns a
 `CheckResult` with status `measured`; `monitoring.drift.decide` then applies the thresholds.
 A check that cannot run returns status `skipped` (no input) or `insufficient_data` (too few
-observations for a meaningful test) with a message that says why.
+observations for a meaningful test), and its message gives the reason.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ EXIT_CODES: dict[Verdict, int] = {"no_drift": 0, "retrain": 3, "insufficient_dat
 
 @dataclass
 class DriftSummary:
-    """Everything the report says: windows, sizes, check results and the verdict."""
+    """Content of one drift report: windows, sizes, check results and the verdict."""
 
     reference: Window
     current: Window

@@ -28,7 +28,7 @@ class ReferenceProfile:
     current one and the two are comparable.
 
     position_by_item: share of half-A interactions on books more popular than the book
-        (0 for the most popular); books absent from half A have no entry and position 1.
+        (0 for the most popular). Books absent from half A have no entry and position 1.
     holdout: half B of the reference interactions.
     item_counts: interactions per book over the whole reference window.
     missing_mass: Good-Turing estimate of the share of later interactions on books absent
@@ -131,8 +131,8 @@ def new_books(reference: pl.DataFrame, current: pl.DataFrame) -> pl.Series:
 
 def book_metadata(books: pl.DataFrame, item_ids: pl.Series) -> pl.DataFrame:
     """Return item_id, language, year and tags of `item_ids` that have a row in `books`."""
-    wanted = pl.DataFrame({ITEM_ID: item_ids.cast(pl.Utf8)})
-    return wanted.join(books.select(ITEM_ID, LANGUAGE, YEAR, TAGS), on=ITEM_ID, how="inner")
+    selected = pl.DataFrame({ITEM_ID: item_ids.cast(pl.Utf8)})
+    return selected.join(books.select(ITEM_ID, LANGUAGE, YEAR, TAGS), on=ITEM_ID, how="inner")
 
 
 def shelves(metadata: pl.DataFrame) -> pl.Series:

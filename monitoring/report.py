@@ -1,8 +1,8 @@
 """Render the drift report with Evidently 0.7 and write it with the JSON summary and text lines.
 
 This is the only module that imports Evidently (about 3 s to import). Each section compares
-one table (interactions, user-weeks, books, shown items) with `DataDriftPreset`; the sections
-are joined into one self-contained HTML file whose scripts are inlined, so it opens offline.
+one table (interactions, user-weeks, books, shown items) with `DataDriftPreset`. The sections
+are joined into one HTML file whose scripts are inlined, so it opens offline.
 """
 
 from __future__ import annotations
@@ -83,14 +83,34 @@ def build_sections(
 
     sections, notes = [], []
     for section in candidates:
-        sizes = [len(section.current)] + (
-            [] if section.reference is None else [len(section.reference)]
-        )
-        if min(sizes) < config.min_sample:
-            notes.append(f"section '{section.title}' left out: {min(sizes)} rows on one side")
+        kept = _keep_filled_columns(section, config.min_sample)
+        if kept is None:
+            notes.append(
+                f"section '{section.title}' left out: fewer than {config.min_sample} "
+                "non-missing values on one side"
+            )
         else:
-            sections.append(section)
+            sections.append(kept)
     return sections, notes
+
+
+def _keep_filled_columns(section: Section, minimum: int) -> Section | None:
+    """Drop columns with fewer than `minimum` non-missing values on a side; None if none remain."""
+    tables = [section.current] + ([] if section.reference is None else [section.reference])
+    filled = [
+        column
+        for column in section.numerical + section.categorical
+        if all(table[column].notna().sum() >= minimum for table in tables)
+    ]
+    if not filled:
+        return None
+    return Section(
+        section.title,
+        None if section.reference is None else section.reference[filled],
+        section.current[filled],
+        numerical=[column for column in section.numerical if column in filled],
+        categorical=[column for column in section.categorical if column in filled],
+    )
 
 
 def _interaction_table(frame: pl.DataFrame) -> pd.DataFrame:
@@ -305,6 +325,9 @@ def write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / JSON_NAME, "text": out_dir / TEXT_NAME}
     record = summary.to_dict()
+    # The decision is written before Evidently runs, so a rendering failure cannot lose it.
+    paths["json"].write_text(json.dumps(record, indent=2, default=str) + "\n")
+    paths["text"].write_text("\n".join(summary.lines()) + "\n")
     if sections and config is not None:
         paths["html"] = out_dir / HTML_NAME
         record["evidently"] = render_html(sections, summary, config, paths["html"])
@@ -312,7 +335,6 @@ def write_outputs(
         if remote:
             logger.warning("the HTML report loads remote resources: %s", remote)
         record["html_remote_resources"] = remote
-    paths["json"].write_text(json.dumps(record, indent=2, default=str) + "\n")
-    paths["text"].write_text("\n".join(summary.lines()) + "\n")
+        paths["json"].write_text(json.dumps(record, indent=2, default=str) + "\n")
     logger.info("wrote the drift report to %s", out_dir)
     return paths

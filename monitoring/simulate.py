@@ -1,7 +1,7 @@
 """Simulated windows with known drift, to measure false alarms and detection of the checks.
 
 Interactions are drawn independently from one stationary process, so two windows cut from
-one table differ only by chance; arguments shift one aspect of the current window.
+one table differ only by chance. Arguments shift one aspect of the current window.
 `python -m monitoring.simulate --draws 200` prints how often each scenario is flagged.
 """
 
@@ -98,8 +98,8 @@ def two_windows(
     seed: int, reference_rows: int = 3000, current_rows: int = 1000, **shift
 ) -> pl.DataFrame:
     """Draw a reference period [START, CUT) and a current period [CUT, END), shifting the second."""
-    # Salting the seed keeps this stream apart from the reference split, which also draws
-    # from default_rng(config.seed); equal streams would pick the popular books as half A.
+    # The reference split draws from default_rng(config.seed). Salting keeps this stream
+    # apart from it, because equal streams would put exactly the popular books in half A.
     rng = np.random.default_rng([SEED_SALT, seed])
     reference = interactions(reference_rows, START, CUT, rng)
     current = interactions(current_rows, CUT, END, rng, **shift)

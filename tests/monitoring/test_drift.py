@@ -155,3 +155,10 @@ def test_summary_lines_name_drift(config, books):
     text = "\n".join(summary.lines())
     assert "verdict: retraining recommended" in text
     assert "- rating_distribution: DRIFT, PSI" in text
+
+
+def test_empty_reference_window(config, books):
+    earlier = Window("reference", START - timedelta(days=60), START - timedelta(days=30))
+    summary = analyse(two_windows(1), books, earlier, CURRENT, config)
+    assert summary.verdict == "insufficient_data"
+    assert any("reference window contains no interactions" in note for note in summary.notes)

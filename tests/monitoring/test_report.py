@@ -95,3 +95,29 @@ def test_remote_script_detected():
 def test_remote_stylesheet_detected():
     page = '<link rel="stylesheet" href="//fonts.example.org/a.css"><a href="https://x.org">x</a>'
     assert report.external_resources(page) == ["//fonts.example.org/a.css"]
+
+
+def test_empty_columns_left_out():
+    config = DriftConfig.from_yaml()
+    rng = np.random.default_rng(6)
+    books = books_table(800, rng).with_columns(year=None)
+    interactions = two_windows(2, n_books=800)
+    summary = analyse(interactions, books, REFERENCE, CURRENT, config)
+    sections, _ = report.build_sections(interactions, books, summary, config)
+    new_books = [section for section in sections if section.title.startswith("New books: lang")]
+    assert len(new_books) == 1
+    assert new_books[0].numerical == []
+    assert list(new_books[0].current.columns) == ["language"]
+
+
+def test_no_sections_writes_summary(tmp_path):
+    config = DriftConfig.from_yaml()
+    empty = Window("current", END, END.replace(year=2021))
+    interactions = two_windows(2)
+    summary = analyse(interactions, None, REFERENCE, empty, config)
+    sections, notes = report.build_sections(interactions, None, summary, config)
+    paths = report.write_outputs(summary, tmp_path, sections, config)
+    assert sections == []
+    assert len(notes) == 3
+    assert "html" not in paths
+    assert json.loads(paths["json"].read_text())["verdict"] == "insufficient_data"

@@ -278,7 +278,11 @@ def impression_checks(
     profile: features.ReferenceProfile,
     config: DriftConfig,
 ) -> list[CheckResult]:
-    """Check what the service showed in the current window against the reference reading."""
+    """Check what the service showed in the current window against the reference reading.
+
+    NOTE: impressions logged during the reference window are not compared, even when the
+    log has them; the baseline is always what people read in the reference window.
+    """
     results = [
         _result("shown_popularity", "model_output", "absolute difference", "share", config),
         _result("shown_coverage", "model_output", "1 - coverage ratio", "distinct books", config),

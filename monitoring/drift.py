@@ -20,7 +20,7 @@ from bookrecs.columns import DATE
 from monitoring import features
 from monitoring.checks import CheckResult, book_checks, impression_checks, interaction_checks
 from monitoring.config import DriftConfig
-from monitoring.impressions import ImpressionLog
+from monitoring.impressions import ImpressionLog, select_window
 from monitoring.windows import Window, date_range, select
 
 logger = logging.getLogger("bookrecs.monitoring")
@@ -118,10 +118,12 @@ def analyse(
     config
         Thresholds, usually `DriftConfig.from_yaml()`.
     impressions
-        Impression log already restricted to the current window, or None.
+        Impression log or None; only its requests inside `current_window` are checked.
     """
     reference = select(interactions, reference_window)
     current = select(interactions, current_window)
+    if impressions is not None:
+        impressions = select_window(impressions, current_window)
     summary = DriftSummary(
         reference=reference_window,
         current=current_window,

@@ -78,7 +78,7 @@ def read_impressions(path: str | Path, window: Window | None = None) -> Impressi
         for reason, count in sorted(log.dropped.items()):
             logger.warning("dropped %d impression rows from %s: %s", count, path, reason)
     if window is not None:
-        log = _select(log, window)
+        log = select_window(log, window)
     logger.info(
         "read %d requests and %d shown items from %s", log.requests.height, log.slots.height, path
     )
@@ -173,7 +173,8 @@ def _parse_items(value: object) -> list[tuple[int, str]] | None:
     return shown
 
 
-def _select(log: ImpressionLog, window: Window) -> ImpressionLog:
+def select_window(log: ImpressionLog, window: Window) -> ImpressionLog:
+    """Keep the requests of `log` inside `window` and the items they showed."""
     requests = log.requests.filter((pl.col("ts") >= window.start) & (pl.col("ts") < window.end))
     slots = log.slots.join(requests.select("request_id"), on="request_id", how="semi")
     return ImpressionLog(requests=requests, slots=slots, dropped=log.dropped)

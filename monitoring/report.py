@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -290,9 +291,19 @@ class _ResourceFinder(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.urls: list[str] = []
+        self._in_style = False
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.urls += [url for url in _CSS_URL.findall(data) if _is_remote(url)]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
+        self._in_style = tag == "style"
         fetched = {"script": "src", "img": "src", "iframe": "src", "source": "src", "embed": "src"}
         if tag in fetched and _is_remote(values.get(fetched[tag])):
             self.urls.append(values[fetched[tag]] or "")
@@ -300,12 +311,16 @@ class _ResourceFinder(HTMLParser):
             self.urls.append(values.get("href") or "")
 
 
+_CSS_URL = re.compile(r"""(?:url\(\s*|@import\s+)["']?([^"')\s;]+)""")
+
+
 def _is_remote(url: str | None) -> bool:
     return bool(url) and url.strip().lower().startswith(("http://", "https://", "//"))
 
 
 def external_resources(page: str) -> list[str]:
-    """Return the remote URLs that `page` loads through script, link, img or iframe tags.
+    """Return the remote URLs that `page` loads: script, link, img and iframe sources, and
+    `url()` or `@import` in style elements.
 
     Links a reader may click (`<a href>`) are not loads and are not returned. Scripts that
     Evidently 0.7 inlines are not scanned for run-time fetches.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import polars as pl
 import pytest
 
 from monitoring.config import DriftConfig
@@ -162,3 +163,21 @@ def test_empty_reference_window(config, books):
     summary = analyse(two_windows(1), books, earlier, CURRENT, config)
     assert summary.verdict == "insufficient_data"
     assert any("reference window contains no interactions" in note for note in summary.notes)
+
+
+def test_new_book_language_flagged(config):
+    books = books_table(800, np.random.default_rng(7))
+    is_new = pl.col("item_id").str.slice(1).cast(pl.Int32) >= 400
+    books = books.with_columns(
+        language=pl.when(is_new).then(pl.lit("ger")).otherwise(pl.col("language"))
+    )
+    # Reference reading covers books b0..b399; current reading spreads over b0..b799.
+    interactions = pl.concat(
+        [
+            two_windows(8).filter(pl.col("date_added") < CUT),
+            two_windows(8, n_books=800).filter(pl.col("date_added") >= CUT),
+        ]
+    )
+    summary = analyse(interactions, books, REFERENCE, CURRENT, config)
+    assert statuses(summary)["new_book_language"] == "drift"
+    assert statuses(summary)["new_book_shelves"] == "ok"

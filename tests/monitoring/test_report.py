@@ -121,3 +121,8 @@ def test_no_sections_writes_summary(tmp_path):
     assert len(notes) == 3
     assert "html" not in paths
     assert json.loads(paths["json"].read_text())["verdict"] == "insufficient_data"
+
+
+def test_remote_css_detected():
+    page = "<style>@import 'https://fonts.example.org/a.css'; b {background: url(/x.png)}</style>"
+    assert report.external_resources(page) == ["https://fonts.example.org/a.css"]

@@ -80,7 +80,7 @@ class DemoSize:
 # "full" is sized so that preparation leaves about 350k users, 34k items and 15M interactions,
 # like the real prepared data. NOTE: calibrated on a 1/10 scale run, not on a full run.
 DEMO_SIZES: dict[str, DemoSize] = {
-    "small": DemoSize(n_users=3_000, n_books=2_500, mean_items=80.0),
+    "small": DemoSize(n_users=3_000, n_books=2_500, mean_items=98.0),
     "full": DemoSize(n_users=420_000, n_books=40_500, mean_items=100.0),
 }
 

@@ -77,10 +77,12 @@ class SplitReport:
                 f"{cut}."
             )
         else:
+            quantile = (
+                f", the {self.test_quantile} quantile of date_added" if self.test_quantile else ""
+            )
             lines.append(
-                f"Cut date: {cut}, the {self.test_quantile} quantile of date_added. Train is "
-                "everything dated before it; test is everything on or after it, for users "
-                "that appear in train."
+                f"Cut date: {cut}{quantile}. Train is everything dated before it. Test is "
+                "everything on or after it, for users that appear in train."
             )
             if self.test_pairs_unknown_user:
                 lines.append(

@@ -128,6 +128,8 @@ class _Sizer:
 
 def users_per_day(plan: PilotPlan) -> float:
     """Return the new pilot users per day (all arms) implied by the plan's traffic block."""
+    # NOTE: a constant rate is an estimate. Returning users make distinct users grow more
+    # slowly than sessions, so long pilots enrol fewer users than this predicts.
     traffic = plan.traffic
     if traffic.daily_users is not None:
         return traffic.daily_users * traffic.share

@@ -172,6 +172,8 @@ def quantile_effect(
     at ranks ``n q -/+ z sqrt(n q (1 - q))``, divided by z. The relative difference of the two
     quantiles then follows the same delta method as a ratio.
     """
+    # NOTE: requests are treated as independent, but one user sends many, so with heavy users
+    # this standard error is too small. A user-level bootstrap would account for that.
     values = []
     for sample in (np.sort(np.asarray(control, float)), np.sort(np.asarray(treatment, float))):
         n = sample.size

@@ -1,4 +1,4 @@
-"""Random recommender: a floor that every learned model must beat."""
+"""Random recommender: the lower reference point for every learned model."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class RandomRecommender(Recommender):
         hashes = np.empty((len(user_keys), self.n_items), dtype=np.uint32)
         shifted = np.empty((min(_ROWS_PER_BLOCK, len(user_keys)), self.n_items), dtype=np.uint32)
 
-        # Blocks of rows keep the working set small; every step runs in place.
+        # Working on blocks of rows keeps the scratch array small, and every step runs in place.
         for start in range(0, len(user_keys), _ROWS_PER_BLOCK):
             block = hashes[start : start + _ROWS_PER_BLOCK]
             scratch = shifted[: len(block)]

@@ -26,8 +26,7 @@ logger = logging.getLogger("bookrecs.tuning")
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "lightfm": {
         "no_components": [32, 64],
-        "learning_rate": [0.05],
-        "epochs": [15, 30],
+        "popularity_weight": [0.0, 1.0],
         "feature_weights": [{}, {"tags": 1.0, "authors": 2.0, "series": 2.0, "text": 0.25}],
     },
     "content": {

@@ -139,3 +139,13 @@ def _split_title(raw: str) -> tuple[str, int | None]:
     if match is None:
         return raw.strip(), None
     return match.group("title"), int(match.group("year"))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Convert ml-latest-small to the custom format.")
+    parser.add_argument("ml_dir", type=Path, help="folder with ratings.csv and movies.csv")
+    parser.add_argument("dest", type=Path, help="output folder for interactions.csv and items.csv")
+    arguments = parser.parse_args()
+    print(write_movielens_catalogue(arguments.ml_dir, arguments.dest))

@@ -7,9 +7,7 @@ that uses content must rank a genre's cold books above the other genre's cold bo
 
 from __future__ import annotations
 
-import tempfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -23,6 +21,7 @@ from bookrecs.interactions import TrainData
 from bookrecs.models import Recommender, build_model
 from bookrecs.models.lightfm_hybrid import LightFMRecommender, reserve_slots
 from bookrecs.split import Split, SplitReport
+from bookrecs.tuning import select_best, validation_split
 
 GENRES = {
     "fantasy": {"tags": ["fantasy", "magic", "dragons"], "authors": ["Ann Drake", "Bo Wyrm"]},
@@ -232,7 +231,7 @@ def test_new_book_gets_cold_prior(data):
 
 
 def test_popularity_prior_ranks_by_readers(data):
-    prior = LightFMRecommender(seed=3, popularity_weight=100.0, **FAST).fit(data)
+    prior = LightFMRecommender(seed=3, popularity_weight=100.0, cold_slots=0, **FAST).fit(data)
     readers = data.user_items.getnnz(axis=0)
     ids, _ = prior.recommend(np.arange(data.n_users), 1)
     for user, top in zip(range(data.n_users), ids[:, 0], strict=True):
@@ -323,16 +322,28 @@ def compare(data: TrainData, test: pl.DataFrame, models: dict[str, Recommender])
 
 
 @pytest.mark.slow
-def test_movielens_hybrid_beats_baselines(movielens_dir):
+def test_movielens_hybrid_beats_baselines(movielens_dir, tmp_path):
     from tests.helpers.movielens import MOVIELENS_PROTOCOL, movielens_split
 
-    with tempfile.TemporaryDirectory() as tmp:
-        split = movielens_split(movielens_dir, Path(tmp), MOVIELENS_PROTOCOL)
+    split = movielens_split(movielens_dir, tmp_path, MOVIELENS_PROTOCOL)
+    validation = validation_split(split, MOVIELENS_PROTOCOL)
+    validation_data = TrainData.from_split(validation)
+    rows = []
+    for params in ({"popularity_weight": 0.0}, {"popularity_weight": 1.0}):
+        fitted = build_model("lightfm", 42, params).fit(validation_data)
+        metrics = evaluate(fitted, validation_data, validation.test, EvalConfig())
+        rows.append({"params": params, **metrics})
+    best, _ = select_best(rows)
+
     data = TrainData.from_split(split)
     results = compare(
         data,
         split.test,
-        {name: build_model(name, 42) for name in ("random", "popular", "lightfm")},
+        {
+            "random": build_model("random", 42),
+            "popular": build_model("popular", 42),
+            "lightfm": build_model("lightfm", 42, best),
+        },
     )
     hybrid, random, popular = results["lightfm"], results["random"], results["popular"]
     assert hybrid["cold_ndcg@10"] > 3 * random["cold_ndcg@10"]

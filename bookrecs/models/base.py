@@ -26,6 +26,7 @@ logger = logging.getLogger("bookrecs.models")
 FORMAT_VERSION = 1
 META_FILE = "model.json"
 STATE_FILE = "state.npz"
+SEEN_FILE = "seen.npz"
 
 
 class Recommender(ABC):
@@ -127,6 +128,8 @@ class Recommender(ABC):
         }
         (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         np.savez(path / STATE_FILE, **self._get_state())
+        if self.user_items_ is not None:
+            sp.save_npz(path / SEEN_FILE, self.user_items_.tocsr(), compressed=False)
         self._save_extra(path)
         return path
 
@@ -154,7 +157,9 @@ class Recommender(ABC):
         try:
             model._set_state(arrays)
             model._load_extra(path)
-        except (OSError, ValueError, KeyError) as error:
+            if (path / SEEN_FILE).exists():
+                model.user_items_ = sp.load_npz(path / SEEN_FILE).tocsr()
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             raise ModelLoadError(
                 f"model at {path} has missing or invalid fitted state ({error!r}): "
                 "re-run training or promote another run"
@@ -163,15 +168,16 @@ class Recommender(ABC):
         return model
 
     def _get_state(self) -> dict[str, np.ndarray]:
+        """Return the fitted arrays to save; models with no fitted arrays keep the default."""
         return {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
-        pass
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:  # noqa: B027
+        """Restore what `_get_state` returned."""
 
-    def _save_extra(self, path: Path) -> None:
+    def _save_extra(self, path: Path) -> None:  # noqa: B027
         """Write extra files (e.g. a feature pipeline) beside the arrays."""
 
-    def _load_extra(self, path: Path) -> None:
+    def _load_extra(self, path: Path) -> None:  # noqa: B027
         """Read what `_save_extra` wrote."""
 
     def _check_fitted(self) -> None:

@@ -53,7 +53,9 @@ class CheckResult:
         return asdict(self)
 
 
-def _result(name: CheckName, group: Group, measure: str, unit: str, config: DriftConfig):
+def _result(
+    name: CheckName, group: Group, measure: str, unit: str, config: DriftConfig
+) -> CheckResult:
     setting = config.check(name)
     result = CheckResult(
         name=name,
@@ -69,25 +71,27 @@ def _result(name: CheckName, group: Group, measure: str, unit: str, config: Drif
     return result
 
 
-def _too_small(result: CheckResult, n_reference: int, n_current: int, what: str, minimum: int):
+def _too_small(
+    result: CheckResult, n_reference: int, n_current: int, observations: str, minimum: int
+) -> bool:
     result.n_reference, result.n_current = n_reference, n_current
     if min(n_reference, n_current) >= minimum:
         return False
     result.status = "insufficient_data"
     result.message = (
-        f"too few {what} to compare ({n_reference} reference, {n_current} current; "
+        f"too few {observations} to compare ({n_reference} reference, {n_current} current; "
         f"min_sample is {minimum}): widen the windows"
     )
     return True
 
 
-def _too_few(result: CheckResult, n_current: int, what: str, minimum: int) -> bool:
+def _too_few(result: CheckResult, n_current: int, observations: str, minimum: int) -> bool:
     result.n_current = n_current
     if n_current >= minimum:
         return False
     result.status = "insufficient_data"
     result.message = (
-        f"too few {what} in the current window ({n_current}; min_sample is {minimum}): "
+        f"too few {observations} in the current window ({n_current}; min_sample is {minimum}): "
         "widen the current window"
     )
     return True

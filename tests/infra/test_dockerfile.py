@@ -214,3 +214,58 @@ def test_flow_options_in_help(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for option in ("--dataset", "--data-dir", "--config", "--reports-dir"):
         assert option in result.stdout
+
+
+def build_stage() -> list[tuple[str, str]]:
+    pairs = instructions()
+    froms = [i for i, (keyword, _) in enumerate(pairs) if keyword == "FROM"]
+    return pairs[froms[0] : froms[1]]
+
+
+@pytest.mark.slow
+def test_install_in_fresh_venv(tmp_path: Path) -> None:
+    if os.environ.get("BOOKRECS_TEST_IMAGE_INSTALL") != "1":
+        pytest.skip(
+            "downloads and builds every pinned package (about 5 minutes); "
+            "set BOOKRECS_TEST_IMAGE_INSTALL=1 to run it"
+        )
+    build_dir = tmp_path / "build"
+    build_dir.mkdir()
+    for keyword, arguments in build_stage():
+        if keyword == "COPY":
+            for source in arguments.split()[:-1]:
+                target = build_dir / source
+                if (REPO_ROOT / source).is_dir():
+                    shutil.copytree(
+                        REPO_ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    shutil.copy(REPO_ROOT / source, target)
+    venv = tmp_path / "venv"
+    (install,) = [a for k, a in build_stage() if k == "RUN" and "pip install" in a]
+    command = install.replace("/opt/venv", str(venv)).replace(
+        "python -m venv", f"{sys.executable} -m venv", 1
+    )
+
+    result = subprocess.run(
+        ["bash", "-c", command],
+        cwd=build_dir,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    imports = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import bookrecs, implicit, lightfm, metaflow, bentoml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert imports.returncode == 0, imports.stderr

@@ -9,7 +9,7 @@ popular | new), k INTEGER, items TEXT (JSON list of {"item_id", "position" (1-ba
 
 The database runs in WAL mode and every batch is written in one transaction, so a crash loses
 at most the rows still queued in memory and never leaves a half-written batch behind.
-`ImpressionWriter` queues rows and writes them from a background thread; a failing disk is
+`ImpressionWriter` buffers rows and writes them from a background thread; a failing disk is
 counted and logged and never raised to the caller.
 """
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -186,10 +186,11 @@ def read_impressions(path: str | Path, since: str | None = None) -> pl.DataFrame
 class ImpressionWriter:
     """Append impressions to SQLite from a background thread, never failing the caller.
 
-    `log` only puts the row on a bounded queue. The thread writes whatever is queued in one
-    transaction every `flush_interval` seconds (or sooner when `batch_size` rows wait).
-    Rows that cannot be queued (queue full, writer closed) or written (disk error) are
-    counted in `dropped` and logged; `written` counts stored rows.
+    `log` only appends the row to an in-memory buffer; it never wakes the writer thread,
+    because a thread switch per request cost more than the request itself under load. The
+    thread writes the buffer every `flush_interval` seconds, `batch_size` rows per
+    transaction. Rows that cannot be buffered (buffer full, writer closed) or written (disk
+    error) are counted in `dropped` and logged; `written` counts stored rows.
 
     Parameters
     ----------
@@ -214,103 +215,67 @@ class ImpressionWriter:
         self.path = Path(path)
         self.flush_interval = flush_interval
         self.batch_size = batch_size
+        self.max_queue = max_queue
         self.written = 0
         self.dropped = 0
         self.errors = 0
-        self._queue: queue.Queue[Impression | None] = queue.Queue(maxsize=max_queue)
-        self._lock = threading.Lock()
+        # deque.append and popleft are atomic in CPython, so `log` needs no lock.
+        self._buffer: deque[Impression] = deque()
+        self._drop_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
         self._closed = False
         self._connection: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name="impression-writer", daemon=True)
         self._thread.start()
 
     def log(self, impression: Impression) -> bool:
-        """Queue `impression`; return False (and count it as dropped) when it cannot be queued."""
+        """Buffer `impression`; return False (and count it as dropped) when it cannot be."""
         if self._closed:
             self._count_drop(1, "writer is closed")
             return False
-        try:
-            self._queue.put_nowait(impression)
-        except queue.Full:
-            self._count_drop(1, "queue is full")
+        if len(self._buffer) >= self.max_queue:
+            self._count_drop(1, f"{self.max_queue} rows are waiting; the disk is too slow")
             return False
+        self._buffer.append(impression)
         return True
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Block until every row queued so far has been written or dropped."""
-        done = threading.Event()
-        marker = _FlushMarker(done)
-        try:
-            self._queue.put(marker, timeout=timeout)  # type: ignore[arg-type]
-        except queue.Full:
-            return
-        done.wait(timeout)
+    def flush(self) -> None:
+        """Write every buffered row now, in the caller's thread."""
+        with self._write_lock:
+            while self._buffer:
+                batch = []
+                while self._buffer and len(batch) < self.batch_size:
+                    batch.append(self._buffer.popleft())
+                self._write(batch)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, stop the thread and close the database."""
+        """Write what is buffered, stop the thread and close the database."""
         if self._closed:
             return
         self._closed = True
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            logger.error("impression queue still full after %.1f s; closing anyway", timeout)
+        self._stop.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.error("impression writer still busy after %.1f s; closing anyway", timeout)
 
     def stats(self) -> dict[str, int]:
-        """Return counters: written, dropped, errors and queued rows."""
+        """Return counters: written, dropped, errors and buffered rows."""
         return {
             "written": self.written,
             "dropped": self.dropped,
             "errors": self.errors,
-            "queued": self._queue.qsize(),
+            "queued": len(self._buffer),
         }
 
-    # ---- background thread -----------------------------------------------------------------
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch: list[Impression] = []
-            markers: list[_FlushMarker] = []
-            try:
-                first = self._queue.get(timeout=self.flush_interval)
-            except queue.Empty:
-                continue
-            pending = [first]
-            while len(pending) < self.batch_size:
-                try:
-                    pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            for entry in pending:
-                if entry is None:
-                    stop = True
-                elif isinstance(entry, _FlushMarker):
-                    markers.append(entry)
-                else:
-                    batch.append(entry)
-            if batch:
-                self._write(batch)
-            for marker in markers:
-                marker.done.set()
-        self._drain_after_stop()
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _drain_after_stop(self) -> None:
-        rest: list[Impression] = []
-        while True:
-            try:
-                entry = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(entry, _FlushMarker):
-                entry.done.set()
-            elif entry is not None:
-                rest.append(entry)
-        if rest:
-            self._write(rest)
+        while not self._stop.wait(self.flush_interval):
+            self.flush()
+        self.flush()
+        with self._write_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     def _write(self, batch: list[Impression]) -> None:
         try:
@@ -327,14 +292,9 @@ class ImpressionWriter:
         self.written += len(batch)
 
     def _count_drop(self, rows: int, reason: str) -> None:
-        with self._lock:
+        with self._drop_lock:
             self.dropped += rows
             dropped = self.dropped
         # One line per failure burst: the first drop and then every 1,000th.
         if dropped == rows or dropped // 1000 != (dropped - rows) // 1000:
             logger.error("dropped %d impression rows (%d in total): %s", rows, dropped, reason)
-
-
-@dataclass(frozen=True)
-class _FlushMarker:
-    done: threading.Event

@@ -15,14 +15,17 @@ from bookrecs.exceptions import BookRecsError
 from monitoring.run import DEFAULT_OUT, ReportOptions, run_report
 
 EXIT_ERROR = 1
+EXIT_STATUS_HELP = (
+    "Exit status: 0 no drift, 3 retraining recommended, 4 windows too small for a decision, "
+    "1 error."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m monitoring",
         description="Compare a reference window with a current window and decide on retraining.",
-        epilog="Exit status: 0 no drift, 3 retraining recommended, 4 windows too small for a "
-        "decision, 1 error.",
+        epilog=EXIT_STATUS_HELP,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser(
@@ -31,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Without window dates, the reference ends at reference_quantile of "
         "date_added (drift.yaml) and the current window runs from there to the last date. "
         "Window starts are inclusive and ends exclusive; dates are ISO-8601, read as UTC.",
+        epilog=EXIT_STATUS_HELP,
     )
     report.add_argument(
         "--dataset",
@@ -43,8 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--demo-size", default="small", choices=["small", "full"], help="Size of the demo data."
     )
-    for name in ("reference-start", "reference-end", "current-start", "current-end"):
-        report.add_argument(f"--{name}", metavar="DATE", help=f"Window bound ({name}).")
+    bounds = {
+        "reference-start": "First moment of the reference window (default: first date).",
+        "reference-end": "End of the reference window, exclusive (default: the quantile cut).",
+        "current-start": "First moment of the current window (default: the reference end).",
+        "current-end": "End of the current window, exclusive (default: after the last date).",
+    }
+    for name, text in bounds.items():
+        report.add_argument(f"--{name}", metavar="DATE", help=text)
     report.add_argument("--impressions", metavar="PATH", help="SQLite impression log to check.")
     report.add_argument(
         "--config", metavar="PATH", help="Thresholds (default: monitoring/drift.yaml)."

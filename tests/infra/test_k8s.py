@@ -233,6 +233,10 @@ def test_pointer_on_model_volume(service_container: dict[str, Any]) -> None:
     if store.exists():
         assert 'POINTER_FILE = "bookrecs-serving.json"' in store.read_text()
     assert pointer.endswith("/bookrecs-serving.json")
+    # Bundle paths in the pointer are absolute, so the training image must write the store
+    # at the same path.
+    dockerfile = (INFRA / "Dockerfile.train").read_text()
+    assert f"BENTOML_HOME={mounts['models']['mountPath']} " in dockerfile
 
 
 def test_impressions_per_pod(service_container: dict[str, Any]) -> None:

@@ -538,13 +538,21 @@ class RecommendationEngine:
         if cached is not None:
             return cached
         candidates = []
-        if type(bundle.model).similar_items is not Recommender.similar_items:
+        found = 0
+        if bundle.similar_items is not None:
+            ids, scores = bundle.similar_items[book], bundle.similar_scores[book]
+            candidates.append(Candidates(MODEL, ids, scores))
+            found = int((ids >= 0).sum())
+        elif type(bundle.model).similar_items is not Recommender.similar_items:
             ids, scores = self._call(
                 bundle, bundle.model.similar_items, np.array([book], dtype=np.int64), n
             )
             candidates.append(Candidates(MODEL, ids[0], scores[0]))
-        ids, scores = similar_by_metadata(book, bundle.facts, n)
-        candidates.append(Candidates(METADATA, ids, scores))
+            found = int((ids[0] >= 0).sum())
+        if found < n:
+            # Cold books have few or no model neighbours: match them by metadata.
+            ids, scores = similar_by_metadata(book, bundle.facts, n)
+            candidates.append(Candidates(METADATA, ids, scores))
         if len(self._similar_cache) >= SIMILAR_CACHE_SIZE:
             self._similar_cache.clear()
         self._similar_cache[key] = candidates

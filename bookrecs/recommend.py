@@ -141,19 +141,12 @@ def fill_to_k(candidates: Sequence[Candidates], k: int, blocked: np.ndarray) -> 
     for candidate in candidates:
         if need == 0:
             break
-        ids = np.asarray(candidate.items, dtype=np.int64)
-        values = (
-            np.zeros(len(ids), dtype=np.float32)
-            if candidate.scores is None
-            else np.asarray(candidate.scores, dtype=np.float32)
-        )
-        valid = (ids >= 0) & (ids < len(taken))
-        ids, values = ids[valid], values[valid]
-        keep = ~taken[ids]
-        ids, values = ids[keep], values[keep]
-        _, first = np.unique(ids, return_index=True)
-        first = np.sort(first)[:need]
-        ids, values = ids[first], values[first]
+        all_ids = np.asarray(candidate.items, dtype=np.int64)
+        # Look at a short prefix first: long lists (popular, new) rarely need more.
+        for window in (4 * need + 32, len(all_ids)):
+            ids, values = _take(candidate, all_ids, window, taken, need)
+            if len(ids) == need or window >= len(all_ids):
+                break
         taken[ids] = True
         items.append(ids)
         scores.append(values)
@@ -162,6 +155,23 @@ def fill_to_k(candidates: Sequence[Candidates], k: int, blocked: np.ndarray) -> 
     if not items:
         return FilledList(np.empty(0, np.int64), np.empty(0, np.float32), ())
     return FilledList(np.concatenate(items), np.concatenate(scores), tuple(origins))
+
+
+def _take(
+    candidate: Candidates, all_ids: np.ndarray, window: int, taken: np.ndarray, need: int
+) -> tuple[np.ndarray, np.ndarray]:
+    ids = all_ids[:window]
+    if candidate.scores is None:
+        values = np.zeros(len(ids), dtype=np.float32)
+    else:
+        values = np.asarray(candidate.scores[:window], dtype=np.float32)
+    valid = (ids >= 0) & (ids < len(taken))
+    ids, values = ids[valid], values[valid]
+    keep = ~taken[ids]
+    ids, values = ids[keep], values[keep]
+    _, first = np.unique(ids, return_index=True)
+    first = np.sort(first)[:need]
+    return ids[first], values[first]
 
 
 def explain_items(

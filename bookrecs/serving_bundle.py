@@ -7,7 +7,9 @@ Layout of a bundle directory::
     items.parquet   item_id, title, authors, series, shelves, cold, readers, year
     users.parquet   user_id in internal index order
     lists.npz       top_items / top_scores (n_users x k_precompute, -1 padded), seen items
-                    (CSR indptr/indices), popular (+ popular_scores) and new item lists
+                    (CSR indptr/indices), popular (+ popular_scores) and new item lists, and
+                    similar_items / similar_scores (n_items x k_similar) when the model
+                    supports `similar_items`
 
 `export_bundle` writes it into a temporary sibling folder and renames it into place, so a
 reader never sees a half-written bundle. `load_bundle` reads it fully and checks that the
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from bookrecs.columns import AUTHORS, ITEM_ID, SERIES, TAG_COUNTS, TAGS, TITLE, USER_ID, YEAR
 from bookrecs.exceptions import BookRecsError, ModelLoadError
@@ -52,6 +55,8 @@ READERS = "readers"
 MAX_SHELVES = 10
 # Length of the "new books" list.
 MAX_NEW = 10_000
+# Dense float32 scores held at once while precomputing similar items (about 80 MB).
+SIMILAR_BATCH_CELLS = 20_000_000
 
 
 def export_bundle(
@@ -62,6 +67,7 @@ def export_bundle(
     run_id: str,
     metrics: dict[str, Any],
     k_precompute: int = 100,
+    k_similar: int = 50,
     show_progress: bool = False,
     batch_size: int = 4096,
 ) -> Path:
@@ -81,6 +87,9 @@ def export_bundle(
         Offline metrics of the model (JSON-serialisable), kept in `bundle.json`.
     k_precompute
         Length of each known user's precomputed list.
+    k_similar
+        Length of each book's precomputed similar-books list (skipped when the model does
+        not implement `similar_items`).
     show_progress
         Show a progress bar while precomputing lists.
     batch_size
@@ -112,8 +121,13 @@ def export_bundle(
         items = item_table(data, readers)
         new = new_list(items)
         seen = data.user_items.tocsr()
+        similar = _precompute_similar(model, k_similar, show_progress)
+        extra = {}
+        if similar is not None:
+            extra = {"similar_items": similar[0].astype(np.int32), "similar_scores": similar[1]}
         np.savez(
             work / LISTS_FILE,
+            **extra,
             top_items=top_items.astype(np.int32),
             top_scores=top_scores.astype(np.float32),
             seen_indptr=seen.indptr.astype(np.int64),
@@ -138,6 +152,7 @@ def export_bundle(
             "n_popular": len(popular),
             "n_new": len(new),
             "n_cold": int(data.cold.sum()),
+            "k_similar": int(similar[0].shape[1]) if similar is not None else 0,
         }
         (work / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         if dest.exists():
@@ -169,6 +184,25 @@ def _precompute(
         return model.recommend(users, k, filter_seen=True, batch_size=batch_size)
     finally:
         model.show_progress = progress
+
+
+def _precompute_similar(
+    model: Recommender, k: int, show_progress: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return every item's `k` most similar items, or None when the model has no notion."""
+    if type(model).similar_items is Recommender.similar_items or k < 1:
+        return None
+    n_items = model.n_items
+    batch = max(1, SIMILAR_BATCH_CELLS // max(n_items, 1))
+    ids = np.full((n_items, min(k, n_items)), -1, dtype=np.int64)
+    scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+    starts = range(0, n_items, batch)
+    for start in tqdm(starts, desc="similar items", disable=not show_progress):
+        items = np.arange(start, min(start + batch, n_items), dtype=np.int64)
+        found, values = model.similar_items(items, ids.shape[1])
+        ids[items, : found.shape[1]] = found
+        scores[items, : found.shape[1]] = values
+    return ids, scores
 
 
 def popular_list(readers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,6 +299,8 @@ class ServingBundle:
     popular: np.ndarray
     popular_scores: np.ndarray
     new: np.ndarray
+    similar_items: np.ndarray | None = None
+    similar_scores: np.ndarray | None = None
     load_seconds: float = 0.0
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -380,6 +416,10 @@ def load_bundle(path: str | Path, version: str | None = None) -> ServingBundle:
             "popular_scores", np.zeros(len(arrays["popular"]), dtype=np.float32)
         ),
         new=arrays["new"].astype(np.int64),
+        similar_items=arrays["similar_items"].astype(np.int64)
+        if "similar_items" in arrays
+        else None,
+        similar_scores=arrays.get("similar_scores"),
     )
     bundle.load_seconds = time.perf_counter() - started
     logger.info(
@@ -403,7 +443,11 @@ def _check_shapes(
         problems.append(f"top_items has {arrays['top_items'].shape[0]} rows, {len(users)} users")
     if len(arrays["seen_indptr"]) != len(users) + 1:
         problems.append(f"seen_indptr has {len(arrays['seen_indptr'])} entries")
-    for name in ("top_items", "popular", "new", "seen_indices"):
+    if "similar_items" in arrays and arrays["similar_items"].shape[0] != len(items):
+        problems.append(f"similar_items has {arrays['similar_items'].shape[0]} rows")
+    names = ["top_items", "popular", "new", "seen_indices"]
+    names += ["similar_items"] if "similar_items" in arrays else []
+    for name in names:
         values = arrays[name]
         if values.size and (values.max() >= len(items) or values.min() < -1):
             problems.append(f"{name} holds indices outside 0..{len(items) - 1}")

@@ -35,6 +35,15 @@ def test_precomputed_lists_skip_seen(bundles):
         assert not set(top[top >= 0]) & set(bundle.seen(user))
 
 
+def test_similar_lists_precomputed(bundles):
+    knn = load_bundle(bundles["run2"])
+    assert knn.similar_items.shape == (12, 12)
+    b01 = knn.item_index["b01"]
+    assert b01 not in knn.similar_items[b01]
+    assert knn.items.ids[knn.similar_items[b01][0]] == "b02"
+    assert load_bundle(bundles["run1"]).similar_items is None  # popular has no neighbours
+
+
 def test_export_rejects_non_empty_dest(tmp_path, train_data):
     model = build_model("popular", seed=1).fit(train_data)
     (tmp_path / "taken").mkdir()

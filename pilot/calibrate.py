@@ -77,10 +77,10 @@ def calibrate(
 ) -> Calibration:
     """Measure the A/A false-positive rate, the power at the planned size and SRM detection.
 
-    Baselines come from one simulated history of 200,000 users, the sample size from the plan's
+    Baselines come from one simulated history of 1,000,000 users, the sample size from the plan's
     alpha and power for a `lift` of revenue per session, and each rate from `runs` pilots.
     """
-    history = simulate_totals(200_000, 1, seed=seed)
+    history = simulate_totals(1_000_000, 1, seed=seed)
     totals = pl.DataFrame({name: values[0] for name, values in history.items()})
     values = plan.model_dump(mode="json")
     values["baselines"] = baselines_from_totals(totals, "simulated").model_dump(mode="json")

@@ -94,6 +94,19 @@ def command_simulate(args: argparse.Namespace) -> int:
         print(f"wrote {written:,} impressions to {out / 'impressions.sqlite'}")
     events_path = _write(events, out / f"events.{args.format}")
     print(f"wrote {events.height:,} events to {events_path}")
+    if args.pre_period_days:
+        pre_period = simulate_events(
+            n_users=args.users,
+            start_date=plan.start_date - dt.timedelta(days=args.pre_period_days),
+            days=args.pre_period_days,
+            salt=plan.salt,
+            variants=plan.variants,
+            control=plan.control,
+            seed=args.seed,
+            period=1,
+        )
+        pre_period_path = _write(pre_period, out / f"pre_period.{args.format}")
+        print(f"wrote {pre_period.height:,} pre-period events to {pre_period_path}")
     if args.history_users:
         history = simulate_events(
             n_users=args.history_users,
@@ -122,7 +135,7 @@ def command_readout(args: argparse.Namespace) -> int:
 
     plan = _load(args)
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
-    readout = readout_from_files(plan, args.events, args.impressions, as_of)
+    readout = readout_from_files(plan, args.events, args.impressions, as_of, args.pre_period)
     json_path, markdown_path = write_readout(readout, args.out)
     print(markdown_path.read_text())
     print(f"Readout written to {markdown_path} and {json_path}")
@@ -206,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--history-users", type=int, default=0, help="Also write a pre-pilot history log."
     )
+    simulate.add_argument(
+        "--pre-period-days",
+        type=int,
+        default=0,
+        help="Also write the same users' events of this many days before the start (CUPED).",
+    )
     simulate.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.set_defaults(handler=command_simulate)
@@ -221,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--as-of", help="Last day to include (YYYY-MM-DD).")
         if name == "readout":
             sub.add_argument("--out", default="reports/pilot", help="Output folder.")
+            sub.add_argument(
+                "--pre-period",
+                help="Event log of the same users before the pilot, the CUPED covariate "
+                "(used when the plan enables cuped).",
+            )
         else:
             sub.add_argument(
                 "--days", type=int, default=7, help="Days shown, ending at the last day."

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from pilot.checks import CheckReport, run_checks
+from pilot.cuped import adjust_totals, read_pre_period
 from pilot.events import merge_impressions, read_events, read_impressions
 from pilot.metrics import METRICS, MetricSpec
 from pilot.plan import PilotPlan
@@ -67,6 +68,7 @@ class Readout:
     guardrails: list[dict] = field(default_factory=list)
     rollback: list[dict] = field(default_factory=list)
     attribution: str = ""
+    cuped: str = "off"
     policy: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -90,12 +92,20 @@ def load_events(
 
 
 def compute_effect(
-    spec: MetricSpec, totals: pl.DataFrame, latencies: pl.DataFrame, plan: PilotPlan
+    spec: MetricSpec,
+    totals: pl.DataFrame,
+    latencies: pl.DataFrame,
+    plan: PilotPlan,
+    as_ratio: bool = False,
 ) -> Effect:
-    """Estimate the treatment effect of one metric from per-user totals."""
+    """Estimate the treatment effect of one metric from per-user totals.
+
+    `as_ratio` tests a proportion metric as a ratio (a mean of per-user values), which
+    CUPED-adjusted totals need because they are no longer 0 or 1.
+    """
     control = totals.filter(pl.col("variant") == plan.control)
     treatment = totals.filter(pl.col("variant") == plan.treatment)
-    if spec.kind == "ratio":
+    if spec.kind == "ratio" or (as_ratio and spec.kind == "proportion"):
         return ratio_effect(
             control[spec.numerator].to_numpy(),
             control[spec.denominator].to_numpy(),
@@ -117,6 +127,32 @@ def compute_effect(
         spec.quantile,
         plan.alpha,
     )
+
+
+def estimate(
+    spec: MetricSpec,
+    totals: pl.DataFrame,
+    latencies: pl.DataFrame,
+    plan: PilotPlan,
+    pre_period: pl.DataFrame | None,
+) -> tuple[Effect, dict | None]:
+    """Estimate one metric's effect, CUPED-adjusted when the plan enables it and data allow.
+
+    Returns the effect and, when adjusted, a dict with theta, the correlation with the
+    pre-period covariate and the achieved variance reduction ``1 - (SE_cuped / SE_raw)^2``.
+    """
+    raw = compute_effect(spec, totals, latencies, plan)
+    if not plan.cuped.enabled or pre_period is None or spec.kind == "quantile":
+        return raw, None
+    adjusted = adjust_totals(totals, pre_period, spec)
+    if adjusted is None:
+        return raw, None
+    adjusted_totals, info = adjusted
+    effect = compute_effect(spec, adjusted_totals, latencies, plan, as_ratio=True)
+    if raw.absolute_se > 0:
+        info["variance_reduction"] = 1 - (effect.absolute_se / raw.absolute_se) ** 2
+        info["unadjusted_relative"] = raw.relative
+    return effect, info
 
 
 def srm_section(totals: pl.DataFrame, plan: PilotPlan) -> dict:
@@ -214,6 +250,7 @@ def run_readout(
     events: pl.DataFrame,
     report: CheckReport | None = None,
     as_of: dt.date | None = None,
+    pre_period: pl.DataFrame | None = None,
 ) -> Readout:
     """Run the complete readout on loaded events.
 
@@ -227,6 +264,8 @@ def run_readout(
         Pre-filled check counts from `load_events`.
     as_of : datetime.date, optional
         Last day to include. Defaults to the planned end date.
+    pre_period : polars.DataFrame, optional
+        Per-user pre-period totals (`pilot.cuped.read_pre_period`) for CUPED.
     """
     summary = summarise_plan(plan)
     end = summary.end_date if as_of is None else min(as_of, summary.end_date)
@@ -244,7 +283,17 @@ def run_readout(
 
     srm = srm_section(totals, plan)
     rollback = rollback_section(totals, latencies, plan)
-    primary, secondary, guardrails = _effects(plan, totals, latencies, users)
+    if plan.cuped.enabled and pre_period is None:
+        correlation = plan.cuped.correlation
+        cuped = (
+            f"planned (correlation {correlation:g}) but no pre-period log given: estimates are "
+            "unadjusted and the pilot has less power than planned"
+        )
+    elif plan.cuped.enabled:
+        cuped = f"applied with a pre-period log of {pre_period.height:,} users"
+    else:
+        cuped = "off"
+    primary, secondary, guardrails = _effects(plan, totals, latencies, users, pre_period)
 
     progress = f"day {days_observed} of {planned_days}, " + ", ".join(
         f"{name} {users[name]:,}/{planned[name]:,} users" for name in planned
@@ -268,28 +317,39 @@ def run_readout(
         guardrails=guardrails,
         rollback=rollback,
         attribution=attribution_text(plan),
+        cuped=cuped,
         policy=policy_lines(plan),
     )
     logger.info("readout %s: %s, decision %s", plan.name, readout.status, decision)
     return readout
 
 
-def _effects(plan, totals, latencies, users):
+def _effects(plan, totals, latencies, users, pre_period):
     if min(users.values()) < 2:
         return None, [], []
     primary_spec = METRICS[plan.primary]
-    primary_effect = compute_effect(primary_spec, totals, latencies, plan)
-    primary = {"metric": plan.primary, "unit": primary_spec.unit, **primary_effect.to_dict()}
+    effect, cuped = estimate(primary_spec, totals, latencies, plan, pre_period)
+    primary = {
+        "metric": plan.primary,
+        "unit": primary_spec.unit,
+        **effect.to_dict(),
+        "cuped": cuped,
+    }
 
     secondary = []
-    effects = [compute_effect(METRICS[name], totals, latencies, plan) for name in plan.secondary]
-    adjusted = holm([effect.p_value for effect in effects], plan.alpha)
-    for name, effect, (p_holm, rejected) in zip(plan.secondary, effects, adjusted, strict=True):
+    estimates = [
+        estimate(METRICS[name], totals, latencies, plan, pre_period) for name in plan.secondary
+    ]
+    adjusted = holm([effect.p_value for effect, _ in estimates], plan.alpha)
+    for name, (effect, cuped), (p_holm, rejected) in zip(
+        plan.secondary, estimates, adjusted, strict=True
+    ):
         secondary.append(
             {
                 "metric": name,
                 "unit": METRICS[name].unit,
                 **effect.to_dict(),
+                "cuped": cuped,
                 "p_holm": p_holm,
                 "significant_holm": rejected,
             }
@@ -298,7 +358,7 @@ def _effects(plan, totals, latencies, users):
     guardrails = []
     for guardrail in plan.guardrails:
         spec = METRICS[guardrail.metric]
-        effect = compute_effect(spec, totals, latencies, plan)
+        effect, cuped = estimate(spec, totals, latencies, plan, pre_period)
         if not np.isfinite(effect.absolute_se) or (
             guardrail.margin_type == "relative" and not np.isfinite(effect.relative_se)
         ):
@@ -324,6 +384,7 @@ def _effects(plan, totals, latencies, users):
                 "unit": spec.unit,
                 "control": effect.control,
                 "treatment": effect.treatment,
+                "cuped": cuped,
             }
         )
     return primary, secondary, guardrails
@@ -418,7 +479,9 @@ def readout_from_files(
     events_paths: list[str | Path],
     impressions_path: str | Path | None = None,
     as_of: dt.date | None = None,
+    pre_period_path: str | Path | None = None,
 ) -> Readout:
     """Load the logs and run the readout."""
     events, report = load_events(events_paths, impressions_path)
-    return run_readout(plan, events, report, as_of)
+    pre_period = read_pre_period(pre_period_path) if pre_period_path else None
+    return run_readout(plan, events, report, as_of, pre_period)

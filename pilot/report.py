@@ -106,6 +106,20 @@ def render_markdown(readout: Readout) -> str:
         "",
         f"- {readout.attribution[0].upper()}{readout.attribution[1:]}.",
     ]
+    lines += ["", "## CUPED", "", f"- {readout.cuped[0].upper()}{readout.cuped[1:]}."]
+    adjusted = [
+        row
+        for row in [readout.primary, *readout.secondary, *readout.guardrails]
+        if row and row.get("cuped")
+    ]
+    for row in adjusted:
+        info = row["cuped"]
+        reduction = info.get("variance_reduction", 0.0)
+        lines.append(
+            f"- {row['metric']}: theta {info['theta']:.4g}, correlation with the pre-period "
+            f"{info['correlation']:.3f}, variance reduced by {reduction:.1%}"
+            f", {info['users_with_pre_period']:,} of {info['users']:,} users with pre-period data"
+        )
     lines += ["", "## Multiple-testing policy", ""]
     lines += [f"- {line}" for line in readout.policy]
     return "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bookrecs.assignment import assign_variant
+from bookrecs.assignment import assign_variant, assign_variants
 from bookrecs.exceptions import ConfigError
 
 logger = logging.getLogger("bookrecs.pilot")
@@ -74,11 +74,15 @@ def parse_breach(text: str | None) -> dict[str, float]:
     return breach
 
 
-def _sessions(n: int | tuple, behaviour: Behaviour, rng: np.random.Generator) -> np.ndarray:
+def _activity(shape, behaviour: Behaviour, rng: np.random.Generator) -> np.ndarray:
+    """Draw each user's expected extra sessions per period, ``Gamma(r, mean / r)``."""
     r = behaviour.extra_sessions_dispersion
-    p = r / (r + behaviour.extra_sessions_mean)
-    extra = rng.negative_binomial(r, p, size=n)
-    return np.minimum(1 + extra, behaviour.max_sessions)
+    return rng.gamma(r, behaviour.extra_sessions_mean / r, size=shape)
+
+
+def _sessions(activity: np.ndarray, behaviour: Behaviour, rng: np.random.Generator) -> np.ndarray:
+    """Draw sessions per user, ``1 + Poisson(activity)``: marginally ``1 + NegBin``."""
+    return np.minimum(1 + rng.poisson(activity), behaviour.max_sessions)
 
 
 def _propensities(shape, behaviour: Behaviour, lift: float, rng: np.random.Generator):
@@ -94,20 +98,33 @@ def simulate_totals(
     breach: Mapping[str, float] | None = None,
     behaviour: Behaviour | None = None,
     seed: int = 0,
+    pre_period: bool = False,
 ) -> dict[str, np.ndarray]:
     """Draw per-user totals of one arm for `n_runs` independent pilots at once.
 
     Returns arrays of shape ``(n_runs, n_users)`` keyed like `pilot.totals.USER_TOTALS`
     (without attributed revenue, which needs event order). Pass ``effect=0`` for a control arm
-    or an A/A run.
+    or an A/A run. With `pre_period`, the same users' totals of an earlier period without
+    effect or breach are added under ``pre_<name>`` keys, as the CUPED covariate.
     """
     behaviour = behaviour or Behaviour()
-    breach = dict(breach or {})
     rng = np.random.default_rng(seed)
     shape = (n_runs, n_users)
+    activity = _activity(shape, behaviour, rng)
+    purchase, ctr = _propensities(shape, behaviour, 0.0, rng)
 
-    sessions = _sessions(shape, behaviour, rng)
-    purchase, ctr = _propensities(shape, behaviour, effect, rng)
+    totals = _period_totals(activity, purchase, ctr, effect, dict(breach or {}), behaviour, rng)
+    if pre_period:
+        earlier = _period_totals(activity, purchase, ctr, 0.0, {}, behaviour, rng)
+        totals.update({f"pre_{name}": values for name, values in earlier.items()})
+    return totals
+
+
+def _period_totals(activity, purchase, ctr, effect, breach, behaviour, rng) -> dict:
+    shape = activity.shape
+    purchase = np.minimum(purchase * (1 + effect), 1.0)
+    ctr = np.minimum(ctr * (1 + effect), 1.0)
+    sessions = _sessions(activity, behaviour, rng)
     exposures = sessions + rng.poisson(behaviour.extra_exposures_mean * sessions)
     clicks = rng.binomial(exposures, ctr)
     carts = rng.binomial(sessions, np.minimum(behaviour.cart_factor * purchase, 1.0))
@@ -172,6 +189,7 @@ def simulate_events(
     faults: EventFaults | None = None,
     behaviour: Behaviour | None = None,
     seed: int = 0,
+    period: int = 0,
 ) -> pl.DataFrame:
     """Generate one pilot's event log in `pilot.events.EVENT_SCHEMA`.
 
@@ -179,28 +197,38 @@ def simulate_events(
     readout's assignment check passes. Every session starts with a `session` row, and exposures
     follow at 5-second steps, then clicks, add-to-carts and a purchase. Returns follow 1 to 72
     hours after the purchase, and those that would fall after the last day are not logged.
+
+    The users and their propensities depend only on `seed`. A different `period` draws new
+    sessions for the same users, for example a pre-period log (with ``effect=0``) whose
+    totals are the CUPED covariate.
     """
     behaviour = behaviour or Behaviour()
     breach = dict(breach or {})
     faults = faults or EventFaults()
-    rng = np.random.default_rng(seed)
+    user_rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, period])
     names = list(variants)
     treatment = next(name for name in names if name != control)
 
     user_ids = np.array([f"u{index:07d}" for index in range(n_users)])
-    assigned = np.array([assign_variant(u, salt, names, list(variants.values())) for u in user_ids])
+    assigned = np.array(assign_variants(user_ids, salt, names, list(variants.values())))
     is_treatment = assigned == treatment
-    keep = ~(is_treatment & (rng.random(n_users) < srm))
-    user_ids, assigned, is_treatment = user_ids[keep], assigned[keep], is_treatment[keep]
-    n = user_ids.size
+    platform = user_rng.choice([p for p, _ in PLATFORMS], size=n_users, p=[w for _, w in PLATFORMS])
+    placement = user_rng.choice(
+        [p for p, _ in PLACEMENTS], size=n_users, p=[w for _, w in PLACEMENTS]
+    )
+    activity = _activity(n_users, behaviour, user_rng)
+    purchase, ctr = _propensities(n_users, behaviour, 0.0, user_rng)
+    keep = ~(is_treatment & (user_rng.random(n_users) < srm))
 
-    platform = rng.choice([p for p, _ in PLATFORMS], size=n, p=[w for _, w in PLATFORMS])
-    placement = rng.choice([p for p, _ in PLACEMENTS], size=n, p=[w for _, w in PLACEMENTS])
-    purchase, ctr = _propensities(n, behaviour, 0.0, rng)
+    user_ids, assigned, is_treatment = user_ids[keep], assigned[keep], is_treatment[keep]
+    platform, placement, activity = platform[keep], placement[keep], activity[keep]
+    purchase, ctr = purchase[keep], ctr[keep]
+    n = user_ids.size
     purchase = np.where(is_treatment, np.minimum(purchase * (1 + effect), 1), purchase)
     ctr = np.where(is_treatment, np.minimum(ctr * (1 + effect), 1), ctr)
 
-    sessions_per_user = _sessions(n, behaviour, rng)
+    sessions_per_user = _sessions(activity, behaviour, rng)
     session_user = np.repeat(np.arange(n), sessions_per_user)
     n_sessions = session_user.size
     horizon = days * 86_400.0

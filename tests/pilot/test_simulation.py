@@ -66,7 +66,7 @@ def test_aa_p_values_uniform():
 def test_power_at_planned_size():
     # Sizing assumes the treatment arm has the control's variance. A +20 % lift raises the
     # revenue variance too, so the measured power runs about 0.05 below plan (see docs/pilot.md).
-    history = simulate_totals(200_000, 1, seed=7)
+    history = simulate_totals(1_000_000, 1, seed=7)
     totals = pl.DataFrame({name: values[0] for name, values in history.items()})
     values = load_plan().model_dump(mode="json")
     values["baselines"] = baselines_from_totals(totals, "simulated").model_dump(mode="json")
@@ -74,7 +74,7 @@ def test_power_at_planned_size():
     plan = PilotPlan.model_validate(values)
     summary = summarise_plan(plan)
 
-    runs = 300
+    runs = 400
     p_values = _p_values(summary.n_control, runs, 0.2, ("revenue", "sessions"), seed=300)
     power = float((p_values < ALPHA).mean())
     assert abs(power - plan.power) <= _binomial_bound(plan.power, runs), f"power {power}"

@@ -141,6 +141,8 @@ def prepare(dataset: Dataset, protocol: ProtocolConfig, show_progress: bool = Tr
         steps.update()
         result.interactions = keep_recent(result.interactions, protocol.recent_share)
         _record(result, STEP_RECENT)
+        # Joins and group-bys do not keep row order, so sort once, on the smallest table.
+        result.interactions = result.interactions.sort(USER_ID, DATE, ITEM_ID)
         steps.update()
 
     if result.books is not None:
@@ -178,11 +180,11 @@ def _record(result: Prepared, step: str) -> None:
 def _drop_invalid(result: Prepared) -> None:
     """Drop rows without user, item or date; readers drop them already, so this is a guard."""
     frame = result.interactions
-    valid = frame.filter(
-        pl.col(USER_ID).is_not_null() & pl.col(ITEM_ID).is_not_null() & pl.col(DATE).is_not_null()
-    )
-    dropped = frame.height - valid.height
+    dropped = frame.select(
+        (pl.col(USER_ID).is_null() | pl.col(ITEM_ID).is_null() | pl.col(DATE).is_null()).sum()
+    ).item()
     if dropped:
+        valid = frame.drop_nulls([USER_ID, ITEM_ID, DATE])
         result.interactions = valid
         result.steps.append((STEP_VALID, valid.height))
         result.notes.append(f"{dropped:,} interactions without user_id, item_id or date dropped")
@@ -240,9 +242,9 @@ def keep_english(
     """
     is_english = pl.col(LANGUAGE).is_in(list(english_codes)).fill_null(False)
     english = books.filter(is_english)
-    dropped_ids = books.filter(~is_english).select(ITEM_ID)
-    kept = interactions.join(dropped_ids, on=ITEM_ID, how="anti")
-    missing = kept.join(books.select(ITEM_ID), on=ITEM_ID, how="anti").height
+    dropped_ids = books.filter(~is_english)[ITEM_ID].implode()
+    kept = interactions.filter(~pl.col(ITEM_ID).is_in(dropped_ids))
+    missing = kept.select((~pl.col(ITEM_ID).is_in(books[ITEM_ID].implode())).sum()).item()
     return kept, english, missing
 
 
@@ -285,11 +287,11 @@ def merge_editions(
     keyed = keyed.with_columns(_rep=pl.col(ITEM_ID).first().over("_key"))
     mapping = keyed.select(ITEM_ID, "_rep").filter(pl.col(ITEM_ID) != pl.col("_rep"))
 
-    merged_interactions = (
-        interactions.join(mapping, on=ITEM_ID, how="left")
-        .with_columns(pl.coalesce("_rep", ITEM_ID).alias(ITEM_ID))
-        .drop("_rep")
-    )
+    merged_interactions = interactions
+    if mapping.height:
+        merged_interactions = interactions.with_columns(
+            pl.col(ITEM_ID).replace(mapping[ITEM_ID], mapping["_rep"])
+        )
     merged_books = _merge_book_rows(keyed, books.columns)
     return merged_interactions, merged_books
 
@@ -353,23 +355,36 @@ def _merge_tags(keyed: pl.DataFrame, has_counts: bool) -> pl.DataFrame:
 
 
 def collapse_pairs(interactions: pl.DataFrame) -> pl.DataFrame:
-    """Collapse each user-item pair into one row: max is_read, max rating, earliest date."""
-    return (
-        interactions.group_by(USER_ID, ITEM_ID)
+    """Collapse each user-item pair into one row: max is_read, max rating, earliest date.
+
+    Row order is not kept. Only rows whose 64-bit pair hash occurs more than once go through
+    the group-by on the id strings, so memory stays low when few pairs repeat. Hash
+    collisions only add rows to that group-by, so the result is exact.
+    """
+    pair_hash = pl.struct(USER_ID, ITEM_ID).hash(seed=0)
+    repeated = interactions.select(pair_hash.is_duplicated()).to_series()
+    if not repeated.any():
+        return interactions
+    collapsed = (
+        interactions.filter(repeated)
+        .group_by(USER_ID, ITEM_ID)
         .agg(
             pl.col(RATING).max(),
             pl.col(IS_READ).max(),
             pl.col(DATE).min(),
         )
         .select(interactions.columns)
-        .sort(USER_ID, DATE, ITEM_ID)
     )
+    return pl.concat([interactions.filter(~repeated), collapsed])
 
 
 def keep_active_users(interactions: pl.DataFrame, min_items: int) -> pl.DataFrame:
     """Keep users with at least `min_items` distinct items."""
-    counts = pl.col(ITEM_ID).n_unique().over(USER_ID)
-    return interactions.filter(counts >= min_items)
+    counts = interactions.group_by(USER_ID).agg(pl.col(ITEM_ID).n_unique().alias("_items"))
+    active = counts.filter(pl.col("_items") >= min_items)[USER_ID]
+    if active.len() == counts.height:
+        return interactions
+    return interactions.filter(pl.col(USER_ID).is_in(active.implode()))
 
 
 def keep_recent(interactions: pl.DataFrame, share: float) -> pl.DataFrame:

@@ -66,6 +66,10 @@ format: $(STAMP) ## Format the code with ruff
 bench: $(STAMP) ## Measure time and memory on full-size synthetic data; writes docs/benchmarks.md
 	$(BIN)/python -m bookrecs.bench --out docs/benchmarks.md
 
+.PHONY: drift-report
+drift-report: $(STAMP) ## Drift report: recent interactions vs the training period (exit 3 = retrain)
+	$(BIN)/python -m monitoring report --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(IMPRESSIONS),--impressions $(IMPRESSIONS)) $(DRIFT_ARGS)
+
 .PHONY: clean
 clean: ## Remove run outputs (keeps the virtualenv and downloaded data)
 	rm -rf .metaflow reports .pytest_cache .ruff_cache

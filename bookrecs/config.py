@@ -109,7 +109,8 @@ class TrainConfig(StrictModel):
     @classmethod
     def from_yaml(cls, source: str | Path) -> TrainConfig:
         """Load from a YAML file path or a YAML string."""
-        text = Path(source).read_text() if Path(str(source)).is_file() else str(source)
+        is_path = isinstance(source, Path) or "\n" not in source and Path(source).is_file()
+        text = Path(source).read_text() if is_path else str(source)
         return cls.from_dict(yaml.safe_load(text) or {})
 
     @classmethod

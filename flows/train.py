@@ -19,6 +19,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.flow_utils import setup_logging, user_errors  # noqa: E402
 
+# Small artifacts set before the branches and never changed inside them.
+UNCHANGED_ARTIFACTS = [
+    "config_yaml",
+    "versions",
+    "commit",
+    "manifest",
+    "drops",
+    "notes",
+    "synthetic",
+    "dataset_name",
+    "split_report",
+]
+
 
 class TrainFlow(FlowSpec):
     """Train and evaluate BookRecs recommenders on one time-split protocol."""
@@ -131,7 +144,13 @@ class TrainFlow(FlowSpec):
 
         from bookrecs.tuning import select_best
 
-        self.merge_artifacts(inputs, exclude=["point", "validation_row"])
+        self.merge_artifacts(inputs, include=UNCHANGED_ARTIFACTS)
+        # Branches re-save what they read, so large objects are taken from one branch instead.
+        self.config, self.data, self.split_data = (
+            inputs[0].config,
+            inputs[0].data,
+            inputs[0].split_data,
+        )
         rows = [inp.validation_row for inp in inputs if inp.validation_row is not None]
         self.tuned_params: dict[str, dict] = {}
         self.validation_table = pd.DataFrame(rows)
@@ -171,10 +190,13 @@ class TrainFlow(FlowSpec):
     @step
     def join(self, inputs):
         """Gather one metrics table and every model's weights; pick the serving candidate."""
+        from bookrecs.config import TrainConfig
         from bookrecs.evaluate import metrics_table
         from bookrecs.promotion import choose_candidate
 
-        self.merge_artifacts(inputs, exclude=["model_name", "result"])
+        self.merge_artifacts(inputs, include=[*UNCHANGED_ARTIFACTS, "tuned_params"])
+        self.config = TrainConfig.from_yaml(self.config_yaml)
+        self.split_data = inputs[0].split_data
         results = [inp.result for inp in inputs]
         self.metrics = metrics_table([result.row() for result in results])
         self.model_weights = {result.name: result.weights for result in results}

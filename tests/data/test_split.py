@@ -156,6 +156,19 @@ def test_demo_split_never_leaks_future(demo_split):
     )
 
 
+@pytest.mark.parametrize("quantile", [0.3, 0.5, 0.9])
+def test_demo_split_cut_at_quantile(demo_split, quantile):
+    prep, _ = demo_split
+    split = make_split(prep, ProtocolConfig(test_quantile=quantile))
+    cut = split.report.cut_date
+    assert split.train["date_added"].max() < cut
+    assert split.test["date_added"].min() >= cut
+    dates = prep.interactions["date_added"]
+    share_before = (dates < cut).mean()
+    assert share_before <= quantile
+    assert share_before > quantile - 0.01
+
+
 def test_demo_split_has_cold_test_items(demo_split):
     _, split = demo_split
     assert split.report.cold_items > 0

@@ -46,10 +46,15 @@ def command_plan(args: argparse.Namespace) -> int:
 def command_baselines(args: argparse.Namespace) -> int:
     import yaml
 
-    from pilot.history import estimate_baselines
+    from pilot.history import estimate_baselines, estimate_cuped_correlation
 
     plan = load_plan(args.plan)
     baselines = estimate_baselines(args.history, plan.attribution)
+    correlation = estimate_cuped_correlation(args.history, plan.primary)
+    print(
+        f"# CUPED correlation of {plan.primary} between the two halves of the history: "
+        f"{correlation:.3f}"
+    )
     print(yaml.safe_dump({"baselines": baselines.model_dump(mode="json")}, sort_keys=False))
     return 0
 

@@ -73,3 +73,36 @@ def estimate_baselines(path: str | Path, attribution: Attribution | None = None)
         logger.warning("history %s: invalid rows excluded: %s", path, invalid)
     totals, _ = user_totals(events.unique(), attribution or Attribution())
     return baselines_from_totals(totals, str(path))
+
+
+def estimate_cuped_correlation(path: str | Path, metric: str = "revenue_per_session") -> float:
+    """Estimate the CUPED correlation of a metric by splitting a history log in two halves.
+
+    The first half in time is the pre-period and the second half the "pilot". The result is the
+    correlation of the linearised metric of users active in the second half with their
+    first-half covariate (0 without first-half activity), as `pilot.cuped` computes it.
+    """
+    from pilot.cuped import cuped_numerator, pre_period_totals
+
+    spec = METRICS[metric]
+    events = read_events(path).filter(pl.col("user_id").is_not_null() & pl.col("ts").is_not_null())
+    if events.is_empty():
+        raise DataError(f"history {path} has no valid events to estimate a correlation from")
+    middle = events["ts"].min() + (events["ts"].max() - events["ts"].min()) / 2
+    first = pre_period_totals(events.filter(pl.col("ts") < middle))
+    second = pre_period_totals(events.filter(pl.col("ts") >= middle))
+    columns = (spec.numerator, spec.denominator)
+    if any(name not in second.columns for name in columns):
+        raise DataError(f"metric {metric!r} cannot be computed from a history log")
+    joined = second.join(
+        first.select("user_id", *[pl.col(name).alias(f"pre_{name}") for name in columns]),
+        on="user_id",
+        how="left",
+    ).fill_null(0.0)
+    _, _, correlation = cuped_numerator(
+        joined[spec.numerator].to_numpy(),
+        joined[spec.denominator].to_numpy(),
+        joined[f"pre_{spec.numerator}"].to_numpy(),
+        joined[f"pre_{spec.denominator}"].to_numpy(),
+    )
+    return correlation

@@ -124,3 +124,23 @@ def test_readout_applies_cuped():
     assert conversion["cuped"] is not None
     latency = next(row for row in adjusted.guardrails if row["metric"] == "p95_latency_ms")
     assert latency["cuped"] is None
+
+
+def test_baselines_command_estimates_correlation(tmp_path, capsys):
+    from pilot.cli import main
+    from pilot.history import estimate_cuped_correlation
+
+    plan = _plan()
+    history = simulate_events(
+        n_users=3_000, start_date=START, days=14, salt=plan.salt, variants=plan.variants, seed=9
+    )
+    path = tmp_path / "history.parquet"
+    history.write_parquet(path)
+    correlation = estimate_cuped_correlation(path)
+    assert 0 < correlation < 1
+
+    assert main(["baselines", "--history", str(path)]) == 0
+    output = capsys.readouterr().out
+    assert f"{correlation:.3f}" in output
+    values = yaml.safe_load(output)
+    assert values["baselines"]["metrics"]["revenue_per_session"]["denominator_mean"] > 1

@@ -845,8 +845,8 @@ class _NameMaker:
 
 
 def _normalise(title: str) -> str:
-    kept = "".join(c for c in title.lower() if c.isascii() and (c.isalnum() or c == " "))
-    return " ".join(kept.split())
+    letters = "".join(c for c in title.lower() if c.isascii() and (c.isalnum() or c == " "))
+    return " ".join(letters.split())
 
 
 def _write_json_lines(path: Path, records: list[dict[str, Any]]) -> None:

@@ -146,10 +146,10 @@ def prepare(dataset: Dataset, protocol: ProtocolConfig, show_progress: bool = Tr
         steps.update()
 
     if result.books is not None:
-        kept = result.interactions.select(ITEM_ID).unique()
+        used_items = result.interactions.select(ITEM_ID).unique()
         result.notes.append(
             f"{result.books.height:,} books in the catalogue, "
-            f"{kept.height:,} of them with interactions"
+            f"{used_items.height:,} of them with interactions"
         )
     logger.info("prepared %s: %s", dataset.name, ", ".join(f"{n}={r:,}" for n, r in result.steps))
     return result
@@ -243,9 +243,9 @@ def keep_english(
     is_english = pl.col(LANGUAGE).is_in(list(english_codes)).fill_null(False)
     english = books.filter(is_english)
     dropped_ids = books.filter(~is_english)[ITEM_ID].implode()
-    kept = interactions.filter(~pl.col(ITEM_ID).is_in(dropped_ids))
-    missing = kept.select((~pl.col(ITEM_ID).is_in(books[ITEM_ID].implode())).sum()).item()
-    return kept, english, missing
+    english_reads = interactions.filter(~pl.col(ITEM_ID).is_in(dropped_ids))
+    missing = english_reads.select((~pl.col(ITEM_ID).is_in(books[ITEM_ID].implode())).sum()).item()
+    return english_reads, english, missing
 
 
 def normalise_title(title: pl.Expr) -> pl.Expr:

@@ -8,8 +8,9 @@ files, so the demo goes through the same reader and preparation as the real data
 How the data is generated
 -------------------------
 - Works have a main genre and often a second one, an author, sometimes a series, a release
-  date and a power-law popularity. About 10% of works have extra editions (other book_ids
-  whose titles differ only in case, punctuation or spacing) and about 6% are not in English.
+  date and a power-law popularity. 10% of book_ids are extra editions of another work, with
+  titles that differ only in case, punctuation or spacing. 6.5% of works have a language code
+  other than English ("spa", "ger" or empty).
 - Users have a taste vector over genres (Dirichlet) and two favourite authors in their top
   genre. Each interaction is dated on a six-year timeline with exponential growth. It then
   picks a work through one of four channels (`CHANNEL_SHARES`):

@@ -141,8 +141,6 @@ def prepare(dataset: Dataset, protocol: ProtocolConfig, show_progress: bool = Tr
         steps.update()
         result.interactions = keep_recent(result.interactions, protocol.recent_share)
         _record(result, STEP_RECENT)
-        # Joins and group-bys do not keep row order, so sort once, on the smallest table.
-        result.interactions = result.interactions.sort(USER_ID, DATE, ITEM_ID)
         steps.update()
 
     if result.books is not None:
@@ -357,9 +355,10 @@ def _merge_tags(keyed: pl.DataFrame, has_counts: bool) -> pl.DataFrame:
 def collapse_pairs(interactions: pl.DataFrame) -> pl.DataFrame:
     """Collapse each user-item pair into one row: max is_read, max rating, earliest date.
 
-    Row order is not kept. Only rows whose 64-bit pair hash occurs more than once go through
-    the group-by on the id strings, so memory stays low when few pairs repeat. Hash
-    collisions only add rows to that group-by, so the result is exact.
+    Only rows whose 64-bit pair hash occurs more than once go through the group-by on the id
+    strings, so memory stays low when few pairs repeat. Hash collisions only add rows to that
+    group-by, so the result is exact. Rows of unrepeated pairs keep their order and come first,
+    followed by the collapsed pairs in order of first occurrence.
     """
     pair_hash = pl.struct(USER_ID, ITEM_ID).hash(seed=0)
     repeated = interactions.select(pair_hash.is_duplicated()).to_series()
@@ -367,7 +366,7 @@ def collapse_pairs(interactions: pl.DataFrame) -> pl.DataFrame:
         return interactions
     collapsed = (
         interactions.filter(repeated)
-        .group_by(USER_ID, ITEM_ID)
+        .group_by(USER_ID, ITEM_ID, maintain_order=True)
         .agg(
             pl.col(RATING).max(),
             pl.col(IS_READ).max(),

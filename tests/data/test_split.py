@@ -13,7 +13,7 @@ from bookrecs.data.demo import write_demo
 from bookrecs.data.goodreads import read_goodreads
 from bookrecs.data.prepare import STEP_ENGLISH, STEP_MERGE, Prepared, prepare
 from bookrecs.exceptions import DataError
-from bookrecs.split import CUT_FIXED_TEST, CUT_QUANTILE, make_split
+from bookrecs.split import CUT_FIXED_TEST, CUT_QUANTILE, count_pairs, make_split
 
 
 def day(n: int) -> datetime:
@@ -188,3 +188,12 @@ def test_real_head_prepare_and_split(goodreads_head_dir):
     assert split.train["date_added"].max() < split.report.cut_date
     assert split.report.test_pairs > 0
     assert "no book metadata" in split.report.to_markdown()
+
+
+def test_count_pairs_with_repeats():
+    frame = pl.DataFrame(
+        {"user_id": ["a", "a", "b", "b", "c"], "item_id": ["1", "1", "1", "2", "1"]}
+    )
+    assert count_pairs(frame) == 4
+    assert count_pairs(frame.unique()) == 4
+    assert count_pairs(frame.head(0)) == 0

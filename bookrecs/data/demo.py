@@ -66,7 +66,7 @@ DEMO_FILES = (INTERACTIONS_FILE, BOOKS_FILE, AUTHORS_FILE, SERIES_FILE, README_F
 
 # Bump when the generator's output changes for the same (config, seed), so old folders are
 # regenerated instead of reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)

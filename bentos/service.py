@@ -14,7 +14,6 @@ BOOKRECS_* environment variables (see `bentos.settings.ServiceSettings`).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -125,7 +124,10 @@ def _response(served: Served) -> RecommendResponse:
         source=served.source,
         model_version=served.model_version,
         placement=served.placement,
-        items=[Item(**dataclasses.asdict(item)) for item in served.items],
+        items=[
+            Item(item_id=item.item_id, title=item.title, score=item.score, reason=item.reason)
+            for item in served.items
+        ],
     )
 
 

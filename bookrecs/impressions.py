@@ -22,7 +22,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,28 @@ class Impression:
 
     def to_row(self) -> tuple[Any, ...]:
         """Return the values in `COLUMNS` order, with `items` serialised as JSON."""
-        items = json.dumps([asdict(item) for item in self.items], separators=(",", ":"))
-        values = asdict(self)
-        values["items"] = items
-        return tuple(values[column] for column in COLUMNS)
+        # Plain attribute access: dataclasses.asdict deep-copies and was a hot spot in profiles.
+        items = json.dumps(
+            [
+                {"item_id": i.item_id, "position": i.position, "score": i.score, "reason": i.reason}
+                for i in self.items
+            ],
+            separators=(",", ":"),
+        )
+        return (
+            self.request_id,
+            self.ts,
+            self.user_hash,
+            self.variant,
+            self.placement,
+            self.endpoint,
+            self.model_version,
+            self.source,
+            self.k,
+            items,
+            self.latency_ms,
+            self.cold_items,
+        )
 
 
 def utc_now() -> str:

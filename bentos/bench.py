@@ -2,11 +2,11 @@
 
     python -m bentos.bench --rates 100,300,500 --seconds 15 --out docs/benchmarks-serving.md
 
-Steps: build a synthetic bundle (or take --bundle), start `bentoml serve` on a free
-127.0.0.1 port, send open-loop traffic at each rate for --seconds (requests are scheduled at
-fixed intervals; latency counts from the scheduled time, so queueing in an overloaded server
-shows up instead of being hidden), then a closed loop with --concurrency connections to find the
-throughput at saturation. The same runs go against a bare Starlette app on uvicorn that returns
+Steps: build a synthetic bundle (or take --bundle) and start `bentoml serve` on a free
+127.0.0.1 port. Send open-loop traffic at each rate for --seconds: requests are scheduled at
+fixed intervals and latency counts from the scheduled time, so queueing in an overloaded server
+shows up instead of being hidden. Then run a closed loop with --concurrency connections to find
+the throughput at saturation. The same runs go against a bare Starlette app on uvicorn that returns
 the precomputed lists with no fallback chain, filters, reasons or impression log.
 
 The load generator is this process; each server is a separate process. Request mix: 80% known

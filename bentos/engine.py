@@ -1,6 +1,6 @@
 """Recommendation engine behind the service: version slots, fallback chain and impression log.
 
-The engine holds two loaded serving bundles, the current and the previous version, in one
+The engine keeps two loaded serving bundles, the current and the previous version, in one
 immutable `Slots` object. A watcher thread polls the serving pointer, the bundle files and the
 availability file; when something changed it loads the new bundle fully and then replaces the
 `Slots` reference, so a request in flight keeps the snapshot it started with and never sees a
@@ -313,7 +313,7 @@ class RecommendationEngine:
 
         With `book_id`, books similar to it come first (e.g. on a book page); the book itself,
         the user's books and unavailable books are never returned. An unexpected error is
-        logged and counted and answered with an empty popular list, never raised.
+        logged and counted, and the method returns an empty popular list instead of raising.
 
         With `inline=True` (a caller on an event loop), a request that needs a model call
         raises `BlockingCallNeeded` before any side effect instead of waiting for the model;
@@ -403,7 +403,7 @@ class RecommendationEngine:
     def _emergency(self, user_id: str, placement: str, endpoint: str, started: float) -> Served:
         count = self.counters.add("internal_errors")
         logger.exception(
-            "%s for user %s failed (#%d); answering an empty list", endpoint, user_id, count
+            "%s for user %s failed (#%d); returned an empty list", endpoint, user_id, count
         )
         return Served(
             request_id=self._request_id(),

@@ -1,4 +1,4 @@
-"""Per-client rate limiting: a token bucket per client and an ASGI middleware answering 429.
+"""Per-client rate limiting: a token bucket per client and an ASGI middleware returning 429.
 
 Each client may send `burst` requests at once and `rate` requests per second on average.
 A rejected request gets status 429 with a `Retry-After` header (whole seconds, at least 1).

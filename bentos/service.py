@@ -53,7 +53,7 @@ ops_app = Starlette(routes=[Route("/info", _ops_info, methods=["GET"])])
     logging={"access": {"enabled": SETTINGS.access_log}},
 )
 class BookRecs:
-    """Book recommendations that always answer: model, previous model, popular, new."""
+    """Book recommendations that always return a list: model, previous model, popular, new."""
 
     def __init__(self) -> None:
         self.engine = RecommendationEngine(SETTINGS)
@@ -101,7 +101,7 @@ class BookRecs:
 
 
 async def _run(call: Callable[..., Served]) -> Served:
-    """Answer on the event loop when precomputed lists suffice, else on a worker thread.
+    """Run `call` on the event loop when precomputed lists suffice, else on a worker thread.
 
     Most requests are dictionary and array lookups that take well under a millisecond, so a
     thread hop would cost more than the work; only requests that call the model (which may

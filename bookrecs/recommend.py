@@ -1,4 +1,4 @@
-"""Rules that turn model candidates into the list a user sees.
+"""Rules that turn model candidates into the list shown to a user.
 
 Pure functions over internal item indices:
 

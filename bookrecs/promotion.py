@@ -4,7 +4,7 @@ Rule: among models whose cold metric (default cold_ndcg@10) reaches the floor, p
 with the best main metric (default ndcg@10). Ties go to the higher cold metric, then to the
 model name in alphabetical order. Models listed in `never_promote` (the random sanity
 baseline by default) are never candidates. When no model clears the floor, nothing is
-promoted and the reason says so, so a run can never silently ship a model that leaves new
+promoted and the reason states why, so a run can never silently ship a model that leaves new
 books out.
 """
 

@@ -1,7 +1,7 @@
 """Hyperparameter tuning helpers: a validation split carved from train, grids, selection.
 
 The validation split is cut from the training interactions by time, at the same quantile the
-test split uses, so tuning never sees the test period.
+test split uses, so tuning never reads the test period.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def select_best(
     cold_floor: float = 0.0,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Pick the grid point with the highest `metric` among those whose `cold_metric`
-    reaches `cold_floor`; ties go to the higher cold metric, then to the earlier row.
+    reaches `cold_floor`. Ties go to the higher cold metric, then to the earlier row.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """LightFM hybrid: WARP matrix factorisation whose item vectors are sums of feature embeddings.
 
-Each item's row of the item-feature matrix holds an identity feature (its own id) and its
+Each item's row of the item-feature matrix contains an identity feature (its own id) and its
 content features (`bookrecs.features`). LightFM learns one embedding per feature, and an item's
 representation is the weighted sum of its features' embeddings:
 
@@ -96,7 +96,7 @@ class LightFMRecommender(Recommender):
         Reserve this many of the k slots of `recommend` for the best-scored cold items.
     popularity_weight
         Weight of a popularity prior added to the scores of warm items: popularity_weight *
-        scale * z(log(1 + train readers of the item)), where z standardises over warm items and
+        scale * z(log(1 + train readers of the item)). Here z standardises over warm items and
         scale is the standard deviation of the model's raw scores at fit time, so the weight
         is unit-free. Cold and new books get prior 0, the prior of an average warm book,
         because too few readers say nothing about how popular they will be.

@@ -1,4 +1,4 @@
-"""LightFM hybrid on a tiny two-genre catalogue where the right answer is known.
+"""LightFM hybrid on a tiny two-genre catalogue where the expected ranking is known.
 
 Readers of fantasy read only fantasy books and readers of romance only romance books. Each
 genre has warm books and two cold books (metadata only, no train interactions), so a hybrid

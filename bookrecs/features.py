@@ -40,7 +40,7 @@ FEATURES_FORMAT = 1
 
 GROUPS = ("tags", "authors", "series", "year", "language", "text")
 
-# Shelves that say what a reader did with a book rather than what the book is.
+# Shelves that record what a reader did with a book rather than what the book is.
 GENERIC_SHELVES = frozenset(
     {
         "to-read",
@@ -155,7 +155,7 @@ class ItemFeaturizer:
     def fit(self, books: pl.DataFrame) -> ItemFeaturizer:
         """Learn vocabularies and inverse document frequencies from `books`.
 
-        Pass only books of the training period, so the vocabulary holds nothing learnt
+        Pass only books of the training period, so the vocabulary contains nothing learnt
         after the cut.
         """
         books = _with_all_columns(books)
@@ -442,7 +442,7 @@ def fit_item_features(
     """Fit a featurizer on the training-period books of `data` and featurize every item.
 
     Training-period books are the items with at least one train interaction, so the
-    vocabulary holds nothing that only books of the test period carry. Returns
+    vocabulary contains nothing that only books of the test period carry. Returns
     (None, None) when `data.books` is None.
     """
     if data.books is None:

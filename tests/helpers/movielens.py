@@ -1,7 +1,7 @@
 """Convert MovieLens latest-small into the `custom` catalogue format for tests.
 
 MovieLens has real item metadata (genres, user tags, release years), which makes it a check of
-the content-based cold-start path on data that nobody here generated.
+the content-based cold-start path on real rather than generated data.
 
 Output files
 ------------

@@ -158,11 +158,9 @@ def summarise_plan(plan: PilotPlan) -> PlanSummary:
     per_day = users_per_day(plan)
     notes = []
     if plan.cuped.enabled:
-        # NOTE: the readout does not apply CUPED yet, so a CUPED-sized pilot is underpowered
-        # until the analysis adjusts for the pre-period covariate.
         notes.append(
-            "CUPED sizes assume an analysis with the pre-period covariate, which "
-            "`python -m pilot readout` does not apply yet"
+            "CUPED sizes assume the readout gets a pre-period log (`readout --pre-period`); "
+            "without one the pilot has less power than planned"
         )
 
     if plan.design.mde_relative is not None:

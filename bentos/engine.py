@@ -27,12 +27,14 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from bentos.settings import ServiceSettings
 from bentos.store import pointer_path, read_pointer
 from bookrecs.assignment import assign_variant
 from bookrecs.availability import AvailabilityTable
 from bookrecs.exceptions import BookRecsError, ModelLoadError
+from bookrecs.explain import explain
 from bookrecs.impressions import Impression, ImpressionWriter, ShownItem, hash_user
 from bookrecs.models.base import Recommender, top_k
 from bookrecs.recommend import (
@@ -581,6 +583,8 @@ class RecommendationEngine:
         if bundle is None or not len(filled):
             return []
         reasons = explain_items(filled.items, filled.origins, history, bundle.facts)
+        if self.settings.detailed_reasons:
+            reasons = self._detailed_reasons(bundle, filled, history, reasons)
         ids = bundle.items.ids
         return [
             ServedItem(
@@ -593,6 +597,29 @@ class RecommendationEngine:
                 filled.items.tolist(), filled.scores.tolist(), reasons, strict=True
             )
         ]
+
+    def _detailed_reasons(
+        self,
+        bundle: ServingBundle,
+        filled: FilledList,
+        history: np.ndarray,
+        reasons: list[str],
+    ) -> list[str]:
+        """Replace the reasons of model items with `bookrecs.explain` ones ("same series: X")."""
+        positions = [i for i, origin in enumerate(filled.origins) if origin in (MODEL, METADATA)]
+        if not positions:
+            return reasons
+        try:
+            detailed = explain(history, filled.items[positions], bundle.reason_books)
+        except (BookRecsError, ValueError, pl.exceptions.PolarsError) as error:
+            count = self.counters.add("explain_errors")
+            if count == 1 or count % 100 == 0:
+                logger.warning("explain failed (#%d), using short reasons: %s", count, error)
+            return reasons
+        reasons = list(reasons)
+        for position, reason in zip(positions, detailed, strict=True):
+            reasons[position] = reason
+        return reasons
 
     # ---- reporting -------------------------------------------------------------------------
     def _count(

@@ -11,14 +11,6 @@ BookId = Annotated[str, Field(min_length=1, max_length=256, description="Externa
 ListSize = Annotated[int, Field(ge=1, le=100, description="Number of books to return.")]
 Placement = Literal["home", "book", "cart"]
 Source = Literal["model", "previous_model", "popular", "new"]
-Reason = Literal[
-    "same author",
-    "same series",
-    "similar shelves",
-    "readers with similar taste",
-    "popular now",
-    "new",
-]
 
 
 class Item(BaseModel):
@@ -27,7 +19,11 @@ class Item(BaseModel):
     item_id: str
     title: str
     score: float = Field(description="Ranking score of the list it came from; higher is better.")
-    reason: Reason
+    reason: str = Field(
+        description="Why the book is shown. Starts with one of: same author, same series, "
+        "similar shelves, readers with similar taste, popular now, new; the first three may "
+        "name the author, series or shelves after a colon."
+    )
 
 
 class RecommendResponse(BaseModel):

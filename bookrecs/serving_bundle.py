@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from bookrecs.columns import AUTHORS, ITEM_ID, SERIES, TAG_COUNTS, TAGS, TITLE, USER_ID, YEAR
 from bookrecs.exceptions import BookRecsError, ModelLoadError
+from bookrecs.features import GENERIC_SHELVES
 from bookrecs.interactions import IdMap, TrainData
 from bookrecs.models.base import Recommender
 from bookrecs.recommend import ItemFacts
@@ -263,13 +264,15 @@ def item_table(data: TrainData, readers: np.ndarray) -> pl.DataFrame:
 
 
 def _top_shelves(tags: pl.Series, counts: pl.Series) -> list[list[str]]:
+    """Return each book's most used shelves, lower-cased, without generic ones ("to-read")."""
     shelves = []
     for item_tags, item_counts in zip(tags.to_list(), counts.to_list(), strict=True):
-        item_tags = [tag for tag in (item_tags or []) if tag]
-        if item_counts and len(item_counts) == len(item_tags):
-            ranked = sorted(zip(item_counts, item_tags, strict=True), key=lambda p: (-p[0], p[1]))
-            item_tags = [tag for _, tag in ranked]
-        shelves.append(item_tags[:MAX_SHELVES])
+        names = [(tag or "").strip().lower() for tag in (item_tags or [])]
+        if item_counts and len(item_counts) == len(names):
+            ranked = sorted(zip(item_counts, names, strict=True), key=lambda p: (-p[0], p[1]))
+            names = [name for _, name in ranked]
+        names = [name for name in names if name and name not in GENERIC_SHELVES]
+        shelves.append(names[:MAX_SHELVES])
     return shelves
 
 
@@ -301,6 +304,7 @@ class ServingBundle:
     new: np.ndarray
     similar_items: np.ndarray | None = None
     similar_scores: np.ndarray | None = None
+    reason_books: pl.DataFrame | None = None
     load_seconds: float = 0.0
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -420,6 +424,9 @@ def load_bundle(path: str | Path, version: str | None = None) -> ServingBundle:
         if "similar_items" in arrays
         else None,
         similar_scores=arrays.get("similar_scores"),
+        reason_books=items_table.select(
+            pl.col(SERIES), pl.col(AUTHORS), pl.col(SHELVES).alias(TAGS)
+        ),
     )
     bundle.load_seconds = time.perf_counter() - started
     logger.info(

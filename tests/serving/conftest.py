@@ -40,7 +40,7 @@ TRAIN = {
 }
 BOOKS = {
     # item_id: (title, authors, series, tags, year)
-    "b01": ("Alpha One", ["A"], ["S1"], ["fantasy", "magic", "ya"], 2010),
+    "b01": ("Alpha One", ["A"], ["S1"], ["to-read", "Fantasy", "magic", "ya"], 2010),
     "b02": ("Alpha Two", ["A"], ["S1"], ["fantasy", "magic", "ya"], 2011),
     "b03": ("Beta", ["B"], [], ["romance", "ya", "school"], 2012),
     "b04": ("Beta Again", ["B"], [], ["romance", "ya"], 2013),
@@ -48,7 +48,7 @@ BOOKS = {
     "b06": ("Delta", ["D"], [], ["scifi", "space", "ya"], 2014),
     "b07": ("Epsilon", ["E"], [], ["horror"], 2009),
     "b08": ("Zeta", ["F"], [], ["horror", "ghosts"], 2008),
-    "b09": ("Alpha Three", ["A"], ["S1"], ["fantasy", "magic"], 2015),
+    "b09": ("Alpha Three", ["A"], ["S1"], ["to-read", "fantasy", "magic"], 2015),
     "b10": ("Eta", ["G"], [], ["fantasy", "dragons"], 2016),
     "b11": ("Theta", ["H"], [], ["mystery"], None),
     "b12": ("Iota", ["I"], [], ["romance", "school", "ya"], 2014),

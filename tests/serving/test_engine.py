@@ -165,9 +165,19 @@ def test_book_page_puts_similar_first(engine):
     served = engine.recommend("u5", 3, placement="book", book_id="b09")
     # b09 shares series and author with b01/b02; u5 has read b01.
     assert ids(served)[0] == "b02"
-    assert served.items[0].reason == "same series"
+    assert served.items[0].reason == "same series: S1"
     assert "b09" not in ids(served)
     assert "b01" not in ids(served)
+
+
+def test_short_reasons_setting(tmp_path, bundles):
+    settings = ServiceSettings(
+        bundle=bundles["run2"], detailed_reasons=False, log_impressions=False
+    )
+    engine = RecommendationEngine(settings)
+    served = engine.recommend("u5", 3, placement="book", book_id="b09")
+    assert served.items[0].reason == "same series"
+    engine.close()
 
 
 def test_similar_for_cold_book(engine):

@@ -82,7 +82,7 @@ def cuped_numerator(
 ) -> tuple[np.ndarray, float, float]:
     """Return the CUPED-adjusted numerator, theta and the correlation of metric and covariate.
 
-    All arrays hold one value per user of both arms, in the same order. Users without
+    All arrays contain one value per user of both arms, in the same order. Users without
     pre-period activity must have zeros in both pre-period arrays.
     """
     ratio = numerator.sum() / denominator.sum()

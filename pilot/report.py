@@ -15,7 +15,7 @@ def _ci(low: float, high: float, percent: bool) -> str:
 
 
 def render_markdown(readout: Readout) -> str:
-    """Render the readout as a Markdown report; a peek is marked in the title and every table."""
+    """Render the readout as a Markdown report, marking a peek in the title and every table."""
     peek = readout.status == "peek"
     mark = " (PEEK: not a decision)" if peek else ""
     lines = [

@@ -1,4 +1,4 @@
-"""Readout on hand-built logs with known answers, on an impression log and on simulated pilots."""
+"""Readout on hand-built logs with known totals, on an impression log and on simulated pilots."""
 
 from __future__ import annotations
 

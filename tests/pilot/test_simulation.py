@@ -1,7 +1,7 @@
 """Operating characteristics over many simulated pilots: false positives, power, SRM, breaches.
 
 Each rate is compared with its target within three binomial standard errors,
-``3 * sqrt(p (1 - p) / runs)``; seeds are fixed, so the outcome is repeatable.
+``3 * sqrt(p (1 - p) / runs)``. Seeds are fixed, so the outcome is repeatable.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _binomial_bound(rate: float, runs: int) -> float:
 
 
 def _p_values(n_users: int, runs: int, effect: float, metric: tuple[str, str], seed: int):
-    """Primary-style delta-method p-values of `runs` pilots, simulated in chunks of runs."""
+    """Return the delta-method p-values of `runs` simulated pilots, drawn in chunks of runs."""
     numerator, denominator = metric
     values = []
     for chunk in range(0, runs, CHUNK):
@@ -82,7 +82,8 @@ def test_power_at_planned_size():
 
 def test_srm_detected():
     shares = (0.5, 0.5)
-    # Losing 5 % of 25,000 treatment users gives chi-square ~ 65, far beyond the 0.001 cut.
+    # Losing 5 % of 25,000 treatment users gives chi-square about 32, far beyond the 0.001
+    # critical value of 10.8.
     faulty = simulate_assignment_counts(50_000, 500, shares, srm=0.05, seed=1)
     assert float((srm_test_arrays(faulty, shares) < 0.001).mean()) > 0.99
 

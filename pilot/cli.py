@@ -1,4 +1,4 @@
-"""Command line of the pilot toolkit: `python -m pilot <command>`, listed by `--help`.
+"""Command line of the A/B pilot toolkit: plan, simulate, read out and check a pilot.
 
 Exit codes: 0 success, 2 invalid input (plan, data or arguments), 3 `check-daily` recommends
 rolling back.

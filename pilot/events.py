@@ -56,21 +56,6 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 }
 REQUIRED_COLUMNS = ("ts", "user_id", "event_type")
 
-IMPRESSION_COLUMNS = (
-    "request_id",
-    "ts",
-    "user_hash",
-    "variant",
-    "placement",
-    "endpoint",
-    "model_version",
-    "source",
-    "k",
-    "items",
-    "latency_ms",
-    "cold_items",
-)
-
 
 def parse_timestamps(column: pl.Expr) -> pl.Expr:
     """Parse ISO-8601 text to UTC datetimes. Naive values are taken as UTC and bad ones as null."""

@@ -1,7 +1,7 @@
 """Catalogue of the pilot's metrics: how each is computed from per-user totals.
 
 The randomisation unit is the user, so every metric except the latency quantile is computed
-from per-user sums (one row per user, see `pilot.events.USER_TOTALS`). A metric over sessions,
+from per-user sums (one row per user, see `pilot.totals.USER_TOTALS`). A metric over sessions,
 orders or requests is then a ratio of two per-user sums, and its variance comes from the delta
 method, which accounts for the correlation between sessions of the same user.
 """
@@ -120,12 +120,3 @@ METRICS: dict[str, MetricSpec] = {
         ),
     )
 }
-
-
-def get_metric(name: str) -> MetricSpec:
-    """Return the spec of a metric, raising KeyError that lists the known names."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        known = ", ".join(sorted(METRICS))
-        raise KeyError(f"unknown metric {name!r}; use one of: {known}") from None

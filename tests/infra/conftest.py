@@ -103,7 +103,9 @@ def flow_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start a moto S3 server on 127.0.0.1 with the bucket bookrecs-metaflow; yield its URL."""
-    pytest.importorskip("moto", reason="the local S3 server needs moto[server]==5.2.5")
+    pytest.importorskip(
+        "moto", reason="the local S3 server needs moto[s3]==5.2.5, flask==3.1.3, flask-cors==6.0.5"
+    )
     boto3 = pytest.importorskip("boto3")
     from botocore.exceptions import BotoCoreError, ClientError
 

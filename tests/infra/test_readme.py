@@ -94,3 +94,11 @@ def test_profile_table_matches_files() -> None:
                 continue
             assert f"`{key}`" in text, f"{key} is missing from the profile table"
             assert f"`{value}`" in text, f"{profile}: {key}={value} is not in the README"
+
+
+def test_default_path_needs_no_infra() -> None:
+    sources: list[Path] = []
+    for package in ("bookrecs", "flows", "bentos", "monitoring"):
+        sources += sorted((REPO_ROOT / package).rglob("*.py"))
+    for source in sources:
+        assert "infra/" not in source.read_text(), f"{source.relative_to(REPO_ROOT)} uses infra/"

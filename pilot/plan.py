@@ -127,7 +127,10 @@ class Srm(_Strict):
     """Sample ratio mismatch check."""
 
     alpha: float = Field(0.001, gt=0, lt=0.5, description="Level of the chi-square SRM test.")
-    dimensions: tuple[str, ...] = ("placement", "platform")
+    dimensions: tuple[Literal["placement", "platform", "first_day"], ...] = (
+        "placement",
+        "platform",
+    )
 
 
 class DataChecks(_Strict):

@@ -167,9 +167,7 @@ def srm_section(totals: pl.DataFrame, plan: PilotPlan) -> dict:
     overall = counts_of(totals)
     statistic, p_value = srm_test(overall, shares)
     breakdown = []
-    for dimension in (*plan.srm.dimensions, "first_day"):
-        if dimension not in totals.columns:
-            continue
+    for dimension in dict.fromkeys((*plan.srm.dimensions, "first_day")):
         for value in sorted(totals[dimension].drop_nulls().unique().to_list()):
             segment = counts_of(totals.filter(pl.col(dimension) == value))
             if sum(segment) == 0:

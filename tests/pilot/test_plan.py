@@ -47,6 +47,7 @@ def test_default_plan_loads():
         ({"alpha": 0.7}, "alpha"),
         ({"guardrails": [{"metric": "error_rate", "margin": 0.1, "scale": "x"}]}, "scale"),
         ({"end_date": "2026-11-01"}, "before start_date"),
+        ({"srm": {"dimensions": ["country"]}}, "srm.dimensions"),
     ],
 )
 def test_invalid_plan_rejected(tmp_path, change, message):

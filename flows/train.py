@@ -1,7 +1,7 @@
 """TrainFlow: load, prepare and split the data, train every model, evaluate, keep a run record.
 
     start -> load -> split -> tune_hybrid (foreach grid point) -> select -> branch_models
-          -> train (foreach model) -> join -> end
+          -> train (foreach model) -> join -> register_candidate -> end
 
 Each run keeps as artifacts: the config, the data manifest, the drop and split reports, every
 model's weights and the metrics table (`Flow("TrainFlow").latest_run.data.metrics`). The end step
@@ -50,6 +50,12 @@ class TrainFlow(FlowSpec):
     demo_size = Parameter("demo-size", default="small", help="Demo data size: small or full.")
     tune = Parameter("tune", default=True, type=bool, help="Tune the hybrid on a validation split.")
     reports_dir = Parameter("reports-dir", default="reports", help="Where run reports are written.")
+    register = Parameter(
+        "register",
+        default=True,
+        type=bool,
+        help="Save the serving candidate into the BentoML model store ($BENTOML_HOME).",
+    )
 
     @step
     def start(self):
@@ -207,6 +213,31 @@ class TrainFlow(FlowSpec):
         }
         candidate = choose_candidate(self.metrics, self.config.promotion)
         self.candidate, self.candidate_reason = candidate.model, candidate.reason
+
+        self.next(self.register_candidate)
+
+    @step
+    def register_candidate(self):
+        """Export the candidate's serving bundle into the model store.
+
+        The first stored version is also promoted, so a fresh service has a model to serve;
+        later versions wait for `make promote RUN=<run id>` after a person reviews them.
+        """
+        from flows.registration import register_candidate
+
+        setup_logging()
+        self.model_tag = None
+        if self.register and self.candidate:
+            with user_errors("register_candidate"):
+                self.model_tag, promoted = register_candidate(
+                    self.candidate,
+                    self.model_weights[self.candidate],
+                    self.split_data,
+                    run_id=str(current.run_id),
+                    metrics=self.metrics,
+                )
+            action = "promoted it (first version)" if promoted else "not promoted"
+            print(f"saved {self.candidate} as {self.model_tag}; {action}")
 
         self.next(self.end)
 

@@ -41,6 +41,8 @@ def flow_env(root: Path) -> dict[str, str]:
     env.update(
         METAFLOW_USER="bookrecs-tests",
         METAFLOW_DATASTORE_SYSROOT_LOCAL=str(root / "metaflow"),
+        BENTOML_HOME=str(root / "bentoml"),
+        BENTOML_DO_NOT_TRACK="true",
         OPENBLAS_NUM_THREADS="1",
         PYTHONPATH=str(REPO_ROOT),
     )

@@ -11,16 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from bookrecs.columns import DATE, IS_READ, ITEM_ID, RATING, USER_ID, WEIGHT
+from bookrecs.config import ProtocolConfig
+from bookrecs.data.prepare import Prepared, repeated_pairs
 from bookrecs.exceptions import DataError
-
-if TYPE_CHECKING:
-    from bookrecs.config import ProtocolConfig
-    from bookrecs.data.prepare import Prepared
 
 logger = logging.getLogger("bookrecs.split")
 
@@ -288,7 +286,7 @@ def count_pairs(frame: pl.DataFrame) -> int:
     """
     if frame.height == 0:
         return 0
-    repeated = frame.select(pl.struct(USER_ID, ITEM_ID).hash(seed=0).is_duplicated()).to_series()
+    repeated = repeated_pairs(frame)
     unrepeated = frame.height - int(repeated.sum())
     if unrepeated == frame.height:
         return unrepeated

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -23,6 +24,7 @@ from bookrecs.data.prepare import (
     merge_editions,
     normalise_title,
     prepare,
+    repeated_pairs,
 )
 from bookrecs.exceptions import DataError
 
@@ -289,3 +291,36 @@ def test_prepare_language_free_books_skip_english():
     prepared = prepare(dataset, ProtocolConfig(min_user_items=1), show_progress=False)
     assert prepared.skipped[0].startswith(STEP_ENGLISH)
     assert "no language values" in prepared.skipped[0]
+
+
+def test_keep_active_users_counts_distinct_items():
+    reads = interactions(
+        [
+            ("a", "1", 0, 0, 1),
+            ("a", "1", 0, 0, 2),
+            ("a", "2", 0, 0, 3),
+            ("b", "1", 0, 0, 1),
+            ("b", "2", 0, 0, 1),
+            ("b", "3", 0, 0, 1),
+        ]
+    )
+    assert keep_active_users(reads, 3)["user_id"].unique().to_list() == ["b"]
+    assert keep_active_users(reads, 2).height == 6
+
+
+def test_repeated_pairs_marks_every_row():
+    reads = interactions([("a", "1", 0, 0, 1), ("b", "1", 0, 0, 2), ("a", "1", 0, 0, 3)])
+    assert repeated_pairs(reads).to_list() == [True, False, True]
+    assert not repeated_pairs(reads.head(2)).any()
+
+
+def test_repeated_pairs_matches_is_duplicated():
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame(
+        {
+            "user_id": rng.integers(0, 50, 3_000).astype(str),
+            "item_id": rng.integers(0, 80, 3_000).astype(str),
+        }
+    )
+    expected = frame.select(pl.struct("user_id", "item_id").is_duplicated()).to_series()
+    assert repeated_pairs(frame).to_list() == expected.to_list()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 from starlette.testclient import TestClient
@@ -107,3 +110,16 @@ def test_token_bucket_refills():
 def test_token_bucket_disabled():
     buckets = TokenBuckets(rate=0.0, burst=1)
     assert all(buckets.take("a") == 0.0 for _ in range(100))
+
+
+def test_service_import_stays_light(bundles):
+    code = (
+        "import sys, bentos.service; "
+        "print(sorted(m for m in ('evidently', 'metaflow', 'lightfm') if m in sys.modules))"
+    )
+    env = {**os.environ, "BOOKRECS_BUNDLE": str(bundles["run1"]), "BOOKRECS_LOG_IMPRESSIONS": "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

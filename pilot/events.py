@@ -55,6 +55,8 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "latency_ms": pl.Float64,
 }
 REQUIRED_COLUMNS = ("ts", "user_id", "event_type")
+# Exposures read from the impression log carry this event_id prefix, marking their source.
+IMPRESSION_ID_PREFIX = "impression:"
 
 
 def parse_timestamps(column: pl.Expr) -> pl.Expr:
@@ -166,7 +168,7 @@ def read_impressions(path: str | Path) -> pl.DataFrame:
     )
     raw = raw.with_columns(
         pl.lit("exposure").alias("event_type"),
-        ("impression:" + pl.col("request_id")).alias("event_id"),
+        (IMPRESSION_ID_PREFIX + pl.col("request_id")).alias("event_id"),
     )
     logger.info("read %d impressions from %s", raw.height, path)
     return conform(raw, str(path))

@@ -537,3 +537,58 @@ def test_cli_simulate_then_check_daily(tmp_path, capsys):
     output = capsys.readouterr().out
     assert code == 3, output
     assert "Recommendation on 2026-12-13: ROLL BACK" in output
+
+
+def test_service_impression_log_read(tmp_path):
+    from bookrecs.impressions import Impression, ShownItem, connect, hash_user
+    from bookrecs.impressions import write_impressions as write_service_rows
+
+    plan = _plan()
+    raw_ids = _users(plan, "control", 3, prefix="reader-") + _users(
+        plan, "treatment", 3, prefix="reader-"
+    )
+    variants = ["control"] * 3 + ["treatment"] * 3
+    hashes = [hash_user(user, "bookrecs") for user in raw_ids]
+    shown = [ShownItem("b1", 1, 0.9, "popular")]
+    rows = [
+        Impression(
+            f"q{index}",
+            user_hash,
+            variant,
+            "home",
+            "recommend",
+            "v1",
+            "popular" if variant == "control" else "model",
+            10,
+            shown,
+            20.0 + index,
+            0,
+            ts=f"2026-12-07T1{index}:00:05.000+00:00",
+        )
+        for index, (user_hash, variant) in enumerate(zip(hashes, variants, strict=True))
+    ]
+    log = tmp_path / "service.sqlite"
+    connection = connect(log)
+    try:
+        assert write_service_rows(connection, rows) == 6
+        sessions = [
+            _event(_ts(0, 10 + index), user_hash, "session", f"s{index}", platform="web")
+            for index, user_hash in enumerate(hashes)
+        ]
+        # The service keeps its connection open while the readout runs.
+        readout = run_readout(plan, _combined(sessions, log))
+    finally:
+        connection.close()
+    assert readout.users == {"control": 3, "treatment": 3}
+    assert readout.checks.assignment_check.startswith("skipped")
+    assert readout.checks.assignment_mismatch_users == 0
+    assert readout.checks.requests_without_session == 0
+
+
+def _combined(rows: list[dict], log: Path) -> pl.DataFrame:
+    from pilot.readout import load_events
+
+    path = log.parent / "events.parquet"
+    _frame(rows).write_parquet(path)
+    events, _ = load_events([path], log)
+    return events

@@ -66,6 +66,10 @@ format: $(STAMP) ## Format the code with ruff
 bench: $(STAMP) ## Measure time and memory on full-size synthetic data; writes docs/benchmarks.md
 	$(BIN)/python -m bookrecs.bench --out docs/benchmarks.md
 
+.PHONY: pilot-plan
+pilot-plan: $(STAMP) ## Print the pilot's sample size, duration and MDE tables; write the power curve
+	$(BIN)/python -m pilot plan --plan pilot/plan.yaml --png reports/pilot/power_curve.png
+
 .PHONY: drift-report
 drift-report: $(STAMP) ## Drift report: recent interactions vs the training period (exit 3 = retrain)
 	$(BIN)/python -m monitoring report --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(IMPRESSIONS),--impressions $(IMPRESSIONS)) $(DRIFT_ARGS)

@@ -74,6 +74,22 @@ pilot-plan: $(STAMP) ## Print the pilot's sample size, duration and MDE tables; 
 drift-report: $(STAMP) ## Drift report: recent interactions vs the training period (exit 3 = retrain)
 	$(BIN)/python -m monitoring report --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(IMPRESSIONS),--impressions $(IMPRESSIONS)) $(DRIFT_ARGS)
 
+.PHONY: test-infra
+test-infra: $(STAMP) ## Validate the container, compose, Metaflow and Kubernetes files
+	$(BIN)/python -m pytest -q tests/infra
+
+.PHONY: image-train
+image-train: ## Build the training image (needs a Docker engine)
+	docker build -f infra/Dockerfile.train --build-arg BOOKRECS_COMMIT=$$(git rev-parse HEAD) -t bookrecs-train:0.1.0 .
+
+.PHONY: staging-up
+staging-up: ## Start the staging stack (needs a Docker engine; see infra/README.md)
+	docker compose -f infra/compose.yaml up -d --build --wait
+
+.PHONY: staging-down
+staging-down: ## Stop the staging stack
+	docker compose -f infra/compose.yaml down
+
 .PHONY: clean
 clean: ## Remove run outputs (keeps the virtualenv and downloaded data)
 	rm -rf .metaflow reports .pytest_cache .ruff_cache

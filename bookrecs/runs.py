@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import platform
 import subprocess
 import tarfile
@@ -62,7 +63,11 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
 
 
 def git_commit(repo: Path | None = None) -> str:
-    """Return the checked-out commit (with `+dirty` for uncommitted changes), or "unknown"."""
+    """Return the checked-out commit (with `+dirty` for uncommitted changes).
+
+    Falls back to $BOOKRECS_COMMIT (set when a container image is built without `.git`), then
+    to "unknown".
+    """
     cwd = repo or Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(
@@ -76,7 +81,7 @@ def git_commit(repo: Path | None = None) -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("BOOKRECS_COMMIT", "unknown")
     return f"{commit}+dirty" if dirty else commit
 
 

@@ -5,10 +5,10 @@ Steps, in order, for raw inputs (`goodreads`, `custom`, `demo`):
 1. ``english_books``: keep books whose `language` is in `ProtocolConfig.english_codes` and the
    interactions on them. Interactions on items missing from the book table are kept, because
    their language is unknown, and counted in `Prepared.notes`.
-2. ``merge_editions``: give every book whose normalised title (lower case, only ``[a-z0-9 ]``,
-   runs of spaces squeezed) equals another book's the same item_id, the smallest of their ids
-   (shorter id first, then text order, so numeric ids compare as numbers). The merged book
-   unites shelves (summing their counts), authors and series and keeps the longest description.
+2. ``merge_editions``: books with the same normalised title (lower case, only ``[a-z0-9 ]``,
+   runs of spaces squeezed) share one item_id, the smallest of their ids (shorter id first,
+   then text order, so numeric ids compare as numbers). The merged book unites shelves
+   (summing their counts), authors and series and keeps the longest description.
 3. ``collapse_pairs``: one row per user-book pair: max `is_read`, max `rating`, earliest
    `date_added`.
 4. ``min_user_items``: keep users with at least `min_user_items` books.

@@ -250,7 +250,7 @@ def keep_english(
 
 
 def normalise_title(title: pl.Expr) -> pl.Expr:
-    """Lower case, keep only ``[a-z0-9 ]``, squeeze runs of spaces and strip."""
+    """Return an expression that lower-cases, keeps only ``[a-z0-9 ]``, squeezes spaces, strips."""
     return (
         title.str.to_lowercase()
         .str.replace_all(r"[^a-z0-9 ]", "")

@@ -4,17 +4,21 @@ For each recommended book the strongest shared feature wins, in this order:
 
 1. "same series: <series>"       the book continues a series the reader has read;
 2. "same author: <author>"       the reader has read another book by this author;
-3. "similar shelves: <a>, <b>"   up to two shelves shared with the history, the shelves most
-                                 common in the history first;
+3. "similar shelves: <a>, <b>"   up to two shelves shared with the history, ranked by
+                                 (history books on the shelf) x IDF of the shelf; shelves on
+                                 more than half of all books ("young-adult" in a YA
+                                 catalogue) are never reasons;
 4. "readers with similar taste"  no metadata overlap, so the reason is collaborative.
 
-Only the rows of the history and the recommended books are read, so a request with ten books
-and a few hundred history books costs a few small polars selections.
+Shelf document frequencies are computed once per books table and cached while that table is
+alive. After that, only the rows of the history and the recommended books are read.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import weakref
 from collections import Counter
 from collections.abc import Iterable
 
@@ -29,6 +33,10 @@ logger = logging.getLogger("bookrecs.explain")
 
 SIMILAR_READERS = "readers with similar taste"
 MAX_SHELVES = 2
+COMMON_SHELF_SHARE = 0.5
+
+# id(books) -> (weak reference to books, shelf -> IDF), so each table is counted once.
+_RARITY_CACHE: dict[int, tuple[weakref.ref, dict[str, float]]] = {}
 
 
 def explain(
@@ -74,7 +82,10 @@ def explain(
     history_facts = _facts(books, history)
     series_read = set().union(*history_facts[SERIES]) if history.size else set()
     authors_read = set().union(*history_facts[AUTHORS]) if history.size else set()
-    shelf_counts = Counter(shelf for shelves in history_facts[TAGS] for shelf in shelves)
+    rarity = shelf_rarity(books)
+    shelf_counts = Counter(
+        shelf for shelves in history_facts[TAGS] for shelf in set(shelves) if shelf in rarity
+    )
 
     valid = items >= 0
     item_facts = _facts(books, items[valid])
@@ -92,6 +103,7 @@ def explain(
                 series_read,
                 authors_read,
                 shelf_counts,
+                rarity,
             )
         )
         position += 1
@@ -105,6 +117,7 @@ def _reason(
     series_read: set[str],
     authors_read: set[str],
     shelf_counts: Counter,
+    rarity: dict[str, float],
 ) -> str:
     shared_series = [name for name in series if name in series_read]
     if shared_series:
@@ -114,11 +127,43 @@ def _reason(
         return f"same author: {shared_authors[0]}"
     shared_shelves = sorted(
         {shelf for shelf in shelves if shelf_counts[shelf] > 0},
-        key=lambda shelf: (-shelf_counts[shelf], shelf),
+        key=lambda shelf: (-shelf_counts[shelf] * rarity[shelf], shelf),
     )
     if shared_shelves:
         return "similar shelves: " + ", ".join(shared_shelves[:MAX_SHELVES])
     return SIMILAR_READERS
+
+
+def shelf_rarity(books: pl.DataFrame) -> dict[str, float]:
+    """Return IDF = log(n_books / books_on_shelf) of every shelf on at most half the books.
+
+    Shelves are lower-cased and reading-status shelves are left out. The result is cached
+    for as long as `books` is alive.
+    """
+    key = id(books)
+    cached = _RARITY_CACHE.get(key)
+    if cached is not None and cached[0]() is books:
+        return cached[1]
+
+    rarity: dict[str, float] = {}
+    if TAGS in books.columns and books.height:
+        frequency = (
+            books.select(pl.int_range(pl.len()).alias("row"), pl.col(TAGS).alias("shelf"))
+            .explode("shelf")
+            .drop_nulls("shelf")
+            .with_columns(pl.col("shelf").str.strip_chars().str.to_lowercase())
+            .unique()
+            .group_by("shelf")
+            .len()
+        )
+        limit = COMMON_SHELF_SHARE * books.height
+        for shelf, count in frequency.iter_rows():
+            if shelf and shelf not in GENERIC_SHELVES and count <= limit:
+                rarity[shelf] = math.log(books.height / count)
+
+    _RARITY_CACHE[key] = (weakref.ref(books, lambda _: _RARITY_CACHE.pop(key, None)), rarity)
+    logger.debug("counted %d shelves on %d books", len(rarity), books.height)
+    return rarity
 
 
 def _facts(books: pl.DataFrame, rows: np.ndarray) -> dict[str, list[list[str]]]:

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import polars as pl
 import pytest
 
 from bookrecs.data.dataset import BOOK_SCHEMA
 from bookrecs.exceptions import DataError
-from bookrecs.explain import SIMILAR_READERS, explain
+from bookrecs.explain import SIMILAR_READERS, explain, shelf_rarity
 
 
 @pytest.fixture()
 def books() -> pl.DataFrame:
     rows = [
-        ("Percy 1", ["Rick Riordan"], ["Percy Jackson"], ["fantasy", "mythology", "to-read"]),
-        ("Percy 2", ["Rick Riordan"], ["Percy Jackson"], ["fantasy", "mythology"]),
-        ("Kane 1", ["Rick Riordan"], ["Kane Chronicles"], ["fantasy", "egypt"]),
-        ("Eragon", ["Christopher Paolini"], [], ["Fantasy", "Dragons", "mythology"]),
-        ("Notebook", ["Nicholas Sparks"], [], ["romance"]),
+        ("Percy 1", ["Rick Riordan"], ["Percy Jackson"], ["fantasy", "mythology", "to-read", "ya"]),
+        ("Percy 2", ["Rick Riordan"], ["Percy Jackson"], ["fantasy", "mythology", "ya"]),
+        ("Kane 1", ["Rick Riordan"], ["Kane Chronicles"], ["fantasy", "egypt", "ya"]),
+        ("Eragon", ["Christopher Paolini"], [], ["Fantasy", "Dragons", "mythology", "ya"]),
+        ("Notebook", ["Nicholas Sparks"], [], ["romance", "ya"]),
         ("Blank", None, None, None),
         ("Read only", ["Nobody"], [], ["to-read", "currently-reading"]),
+        ("Gods of Egypt", ["Ann Nile"], [], ["egypt", "mythology", "ya"]),
+        ("Dune", ["Frank Herbert"], [], ["sci-fi"]),
     ]
     return pl.DataFrame(
         {
@@ -44,9 +48,33 @@ def test_same_author(books):
     assert explain(np.array([0]), np.array([2]), books) == ["same author: Rick Riordan"]
 
 
-def test_shelves_most_common_first(books):
+def test_shelves_tie_sorted_by_name(books):
     reasons = explain(np.array([0, 1]), np.array([3]), books)
     assert reasons == ["similar shelves: fantasy, mythology"]
+
+
+def test_rarer_shelf_ranks_first(books):
+    # mythology is on 4 of 9 books and egypt on 2, each on one history book.
+    reasons = explain(np.array([0, 2]), np.array([7]), books)
+    assert reasons == ["similar shelves: egypt, mythology"]
+
+
+def test_more_history_books_rank_first(books):
+    reasons = explain(np.array([0, 1, 2]), np.array([7]), books)
+    assert reasons == ["similar shelves: mythology, egypt"]
+
+
+def test_common_shelf_not_reason(books):
+    # ya is on 6 of 9 books, more than half of the catalogue.
+    assert explain(np.array([4]), np.array([7]), books) == [SIMILAR_READERS]
+
+
+def test_rarity_is_idf(books):
+    rarity = shelf_rarity(books)
+    assert rarity["egypt"] == pytest.approx(math.log(9 / 2))
+    assert rarity["fantasy"] == pytest.approx(math.log(9 / 4))
+    assert "ya" not in rarity
+    assert "to-read" not in rarity
 
 
 def test_no_overlap_is_collaborative(books):
@@ -81,7 +109,7 @@ def test_max_history_keeps_last(books):
 
 
 def test_out_of_range_item_raises(books):
-    with pytest.raises(DataError, match="exceed the 7 rows"):
+    with pytest.raises(DataError, match="exceed the 9 rows"):
         explain(np.array([0]), np.array([99]), books)
 
 

@@ -5,9 +5,9 @@ For each recommended book the strongest shared feature wins, in this order:
 1. "same series: <series>"       the book continues a series the reader has read;
 2. "same author: <author>"       the reader has read another book by this author;
 3. "similar shelves: <a>, <b>"   up to two shelves shared with the history, ranked by
-                                 (history books on the shelf) x IDF of the shelf; shelves on
+                                 (history books on the shelf) x IDF of the shelf. Shelves on
                                  more than half of all books ("young-adult" in a YA
-                                 catalogue) are never reasons;
+                                 catalogue) are never reasons.
 4. "readers with similar taste"  no metadata overlap, so the reason is collaborative.
 
 Shelf document frequencies are computed once per books table and cached while that table is

@@ -324,11 +324,6 @@ class ItemFeaturizer:
             raise NotFittedError("ItemFeaturizer is not fitted: call fit() or load() first")
 
 
-def build_featurizer(weights: Mapping[str, float] | None = None, **params: Any) -> ItemFeaturizer:
-    """Create an `ItemFeaturizer`, merging `weights` over the default group weights."""
-    return ItemFeaturizer(weights=dict(weights or {}), **params)
-
-
 # ---- helpers --------------------------------------------------------------------------------
 _LIST_COLUMNS = (AUTHORS, SERIES, TAGS)
 

@@ -107,8 +107,9 @@ class LightFMRecommender(Recommender):
 
     Notes
     -----
-    Training runs on one thread (`num_threads=1`) because LightFM's Hogwild updates make
-    multi-threaded runs unrepeatable. The cost is the lost parallel speed-up of the epochs.
+    Training runs on one thread (`num_threads=1`) because LightFM threads update shared
+    embeddings without locks, so multi-threaded runs are not repeatable. The cost is the lost
+    parallel speed-up of the epochs.
     """
 
     name = "lightfm"

@@ -8,7 +8,7 @@ representation is the weighted sum of its features' embeddings:
     score(u, i)    = U[u] . item_vector(i) + item_bias(i) + user_bias(u)
 
 Only items with train interactions take part in fitting. A cold item never trains an identity
-embedding, so by default (`cold_identity=False`) its row holds content features only and its
+embedding, so by default (`cold_identity=False`) its row contains content features only and its
 vector comes entirely from what warm books with the same shelves, authors or series learnt.
 A book that arrives after training is scored the same way (`score_new_items`).
 """
@@ -99,7 +99,7 @@ class LightFMRecommender(Recommender):
         scale * z(log(1 + train readers of the item)). Here z standardises over warm items and
         scale is the standard deviation of the model's raw scores at fit time, so the weight
         is unit-free. Cold and new books get prior 0, the prior of an average warm book,
-        because too few readers say nothing about how popular they will be.
+        because a few readers do not predict how popular a book will become.
     feature_weights
         Weights of the content feature groups (see `bookrecs.features.GROUPS`).
     features

@@ -71,7 +71,12 @@ class PromotionConfig(StrictModel):
 
     metric: str = "ndcg@10"
     cold_metric: str = "cold_ndcg@10"
-    cold_floor: float = Field(0.0, ge=0, description="Minimum cold metric a candidate must reach.")
+    cold_floor: float = Field(
+        0.01,
+        ge=0,
+        description="Minimum cold metric a candidate must reach, so a model that never shows"
+        " a new book cannot win on its overall metric alone.",
+    )
 
 
 DEFAULT_MODELS = ("random", "popular", "itemknn", "als", "content", "lightfm")

@@ -171,6 +171,9 @@ class TrainFlow(FlowSpec):
     def branch_models(self):
         """Start one training task per model."""
         self.model_names = list(self.config.models)
+        if self.data.books is None and "content" in self.model_names:
+            self.model_names.remove("content")
+            print("content model skipped: the input has no book metadata")
 
         self.next(self.train, foreach="model_names")
 

@@ -127,6 +127,20 @@ class TrainConfig(StrictModel):
             raise ConfigError(format_validation_error(error)) from None
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a plain dict, to be merged with overrides and validated."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of options, not {values!r}")
+    return values
+
+
 def format_validation_error(error: ValidationError) -> str:
     """Render pydantic errors as one line per bad field: `field: message (got value)`."""
     lines = []

@@ -37,17 +37,23 @@ class TrainFlow(FlowSpec):
     """Train and evaluate BookRecs recommenders on one time-split protocol."""
 
     dataset = Parameter(
-        "dataset", default="demo", help="Input: demo, goodreads, prepared or custom."
+        "dataset",
+        default="",
+        help="Input: demo, goodreads, prepared or custom (default: the config's, else demo).",
     )
     data_dir = Parameter("data-dir", default="", help="Folder with the input files.")
     config_file = Parameter(
         "config", default="", help="YAML file with a TrainConfig; command-line values override it."
     )
-    seed = Parameter("seed", default=42, help="Seed of every random choice.")
+    seed = Parameter(
+        "seed", default=-1, type=int, help="Seed of every random choice (default: config, 42)."
+    )
     models = Parameter(
         "models", default="", help="Comma-separated model names (default: all in the config)."
     )
-    demo_size = Parameter("demo-size", default="small", help="Demo data size: small or full.")
+    demo_size = Parameter(
+        "demo-size", default="", help="Demo data size: small or full (default: config, small)."
+    )
     tune = Parameter("tune", default=True, type=bool, help="Tune the hybrid on a validation split.")
     reports_dir = Parameter("reports-dir", default="reports", help="Where run reports are written.")
     register = Parameter(
@@ -60,20 +66,23 @@ class TrainFlow(FlowSpec):
     @step
     def start(self):
         """Validate the config and record package versions and the git commit."""
-        from bookrecs.config import TrainConfig
+        from bookrecs.config import TrainConfig, read_config_file
         from bookrecs.runs import git_commit, package_versions
 
         setup_logging()
         with user_errors("start"):
-            base = TrainConfig.from_yaml(self.config_file).model_dump() if self.config_file else {}
-            overrides = {"dataset": self.dataset, "seed": self.seed}
+            values = read_config_file(self.config_file) if self.config_file else {}
+            if self.dataset:
+                values["dataset"] = self.dataset
+            if self.seed >= 0:
+                values["seed"] = self.seed
             if self.data_dir:
-                overrides["data_dir"] = str(Path(self.data_dir).resolve())
+                values["data_dir"] = str(Path(self.data_dir).resolve())
             if self.models:
-                overrides["models"] = [name.strip() for name in self.models.split(",")]
-            if self.dataset == "demo":
-                overrides["demo"] = {**base.get("demo", {}), "size": self.demo_size}
-            self.config = TrainConfig.from_dict({**base, **overrides})
+                values["models"] = [name.strip() for name in self.models.split(",")]
+            if self.demo_size:
+                values["demo"] = {**values.get("demo", {}), "size": self.demo_size}
+            self.config = TrainConfig.from_dict(values)
         self.config_yaml = self.config.to_yaml()
         self.versions = package_versions()
         self.commit = git_commit()

@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup = (
         f"Bundle: {n_users:,} users x {n_items:,} books, model `{loaded.meta.get('model')}`, "
-        f"top-{loaded.meta.get('k_precompute')} lists. BentoML: {args.workers} worker, "
+        f"top-{loaded.meta.get('k_precompute')} lists. BentoML workers: {args.workers}, "
         "impression log on, rate limit off. Bare: Starlette on uvicorn, one process, "
         "precomputed list lookup only. Each fixed-rate run lasts "
         f"{args.seconds:g} s with {args.concurrency} keep-alive connections; latency counts "

@@ -15,6 +15,8 @@ export BENTOML_HOME ?= $(CURDIR)/bentoml_home
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 DATASET ?= demo
+PORT ?= 3000
+RUN ?=
 DATA_DIR ?=
 TRAIN_ARGS ?=
 
@@ -63,8 +65,37 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format .
 
 .PHONY: bench
-bench: $(STAMP) ## Measure time and memory on full-size synthetic data; writes docs/benchmarks.md
+bench: bench-pipeline bench-serving ## Run every benchmark; results go to docs/benchmarks*.md
+
+.PHONY: bench-pipeline
+bench-pipeline: $(STAMP) ## Time and peak memory of each training phase on full-size synthetic data
 	$(BIN)/python -m bookrecs.bench --out docs/benchmarks.md
+
+.PHONY: promote
+promote: $(STAMP) ## Serve the model of training run RUN=<run id> (previous version kept for rollback)
+	@test -n "$(RUN)" || { echo "error: RUN is missing: make promote RUN=<run id> (see python -m bentos.store list)"; exit 2; }
+	$(BIN)/python -m bentos.store promote --run $(RUN)
+
+.PHONY: rollback
+rollback: $(STAMP) ## Serve the previous model version again
+	$(BIN)/python -m bentos.store rollback
+
+.PHONY: models
+models: $(STAMP) ## List model versions in the store and show which one serves
+	$(BIN)/python -m bentos.store list
+	$(BIN)/python -m bentos.store show
+
+.PHONY: serve
+serve: $(STAMP) ## Serve the promoted model on 127.0.0.1:$(PORT) with bentoml serve
+	$(BIN)/bentoml serve bentos.service:BookRecs --host 127.0.0.1 --port $(PORT)
+
+.PHONY: bento
+bento: $(STAMP) ## Build the bento (then: bentoml containerize bookrecs:latest)
+	$(BIN)/bentoml build -f bentos/bentofile.yaml .
+
+.PHONY: bench-serving
+bench-serving: $(STAMP) ## Load-test the service at 100, 300 and 500 requests/s on 127.0.0.1
+	$(BIN)/python -m bentos.bench --out docs/benchmarks-serving.md
 
 .PHONY: pilot-plan
 pilot-plan: $(STAMP) ## Print the pilot's sample size, duration and MDE tables; write the power curve

@@ -42,7 +42,7 @@ import os
 import random
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -476,10 +476,12 @@ def write_demo(dest: Path, config: DemoConfig, seed: int, show_progress: bool = 
 
 
 def _params(config: DemoConfig, seed: int) -> dict[str, Any]:
+    # The preset's sizes are stored too, so retuning a preset regenerates its folders.
     return {
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "config": config.model_dump(mode="json"),
+        "preset": asdict(DEMO_SIZES[config.size]),
     }
 
 

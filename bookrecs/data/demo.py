@@ -105,318 +105,71 @@ GOODREADS_DATE_FORMAT = "%a %b %d %H:%M:%S %z %Y"
 LANGUAGES = ("eng", "en-US", "en-GB", "spa", "ger", "")
 LANGUAGE_SHARES = (0.905, 0.02, 0.01, 0.025, 0.015, 0.025)
 
-# Genre shelf name, related shelf names and words used in titles and descriptions.
-GENRES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    (
-        "fantasy",
-        ("magic", "high-fantasy", "dragons"),
-        (
-            "dragon",
-            "kingdom",
-            "sword",
-            "prophecy",
-            "sorcerer",
-            "throne",
-            "realm",
-            "spell",
-            "quest",
-            "crown",
-            "elven",
-            "enchanted",
-            "runes",
-            "citadel",
-        ),
-    ),
-    (
-        "romance",
-        ("love", "contemporary-romance", "swoon"),
-        (
-            "heart",
-            "kiss",
-            "summer",
-            "crush",
-            "promise",
-            "forever",
-            "wedding",
-            "letters",
-            "boyfriend",
-            "prom",
-            "sweetheart",
-            "dance",
-            "secret",
-            "date",
-        ),
-    ),
-    (
-        "mystery",
-        ("thriller", "suspense", "crime"),
-        (
-            "murder",
-            "detective",
-            "clue",
-            "alibi",
-            "missing",
-            "secrets",
-            "lies",
-            "witness",
-            "case",
-            "suspect",
-            "vanished",
-            "evidence",
-            "shadow",
-            "cipher",
-        ),
-    ),
-    (
-        "science-fiction",
-        ("sci-fi", "space", "aliens"),
-        (
-            "starship",
-            "galaxy",
-            "android",
-            "planet",
-            "orbit",
-            "colony",
-            "signal",
-            "quantum",
-            "robot",
-            "station",
-            "nebula",
-            "clone",
-            "warp",
-            "cyborg",
-        ),
-    ),
-    (
-        "dystopia",
-        ("dystopian", "post-apocalyptic", "survival"),
-        (
-            "rebellion",
-            "regime",
-            "district",
-            "uprising",
-            "wasteland",
-            "curfew",
-            "resistance",
-            "sector",
-            "purge",
-            "divide",
-            "ashes",
-            "wall",
-            "ration",
-            "revolt",
-        ),
-    ),
-    (
-        "paranormal",
-        ("vampires", "werewolves", "angels"),
-        (
-            "vampire",
-            "werewolf",
-            "ghost",
-            "angel",
-            "demon",
-            "haunted",
-            "curse",
-            "blood",
-            "moon",
-            "immortal",
-            "witch",
-            "fallen",
-            "spirit",
-            "fangs",
-        ),
-    ),
-    (
-        "contemporary",
-        ("realistic-fiction", "coming-of-age", "high-school"),
-        (
-            "school",
-            "friends",
-            "family",
-            "town",
-            "summer",
-            "road",
-            "music",
-            "team",
-            "senior",
-            "diary",
-            "notebook",
-            "band",
-            "guitar",
-            "neighbor",
-        ),
-    ),
-    (
-        "historical-fiction",
-        ("historical", "history", "war"),
-        (
-            "war",
-            "empire",
-            "queen",
-            "revolution",
-            "duchess",
-            "century",
-            "court",
-            "soldier",
-            "ship",
-            "victorian",
-            "plague",
-            "manor",
-            "pilgrim",
-            "frontier",
-        ),
-    ),
-    (
-        "horror",
-        ("scary", "creepy", "zombies"),
-        (
-            "nightmare",
-            "zombie",
-            "asylum",
-            "dead",
-            "scream",
-            "grave",
-            "dark",
-            "hollow",
-            "bones",
-            "whisper",
-            "fog",
-            "cellar",
-            "midnight",
-            "doll",
-        ),
-    ),
-    (
-        "humor",
-        ("funny", "comedy", "humour"),
-        (
-            "disaster",
-            "prank",
-            "awkward",
-            "chaos",
-            "joke",
-            "mess",
-            "trouble",
-            "oops",
-            "silly",
-            "underpants",
-            "catastrophe",
-            "hilarious",
-            "goofy",
-            "blunder",
-        ),
-    ),
-    (
-        "adventure",
-        ("action", "pirates", "treasure"),
-        (
-            "island",
-            "treasure",
-            "pirate",
-            "map",
-            "jungle",
-            "voyage",
-            "escape",
-            "expedition",
-            "mountain",
-            "river",
-            "compass",
-            "storm",
-            "raft",
-            "cave",
-        ),
-    ),
-    (
-        "lgbt",
-        ("queer", "lgbtq", "glbt"),
-        (
-            "pride",
-            "rainbow",
-            "identity",
-            "coming",
-            "true",
-            "self",
-            "brave",
-            "label",
-            "mirror",
-            "colors",
-            "honest",
-            "spectrum",
-            "together",
-            "voice",
-        ),
-    ),
-)
+# One paragraph a genre: `shelf: related shelves`, then indented title and description words.
+_GENRE_TEXT = """
+fantasy: magic high-fantasy dragons
+    dragon kingdom sword prophecy sorcerer throne realm spell quest crown elven enchanted
+    runes citadel
+romance: love contemporary-romance swoon
+    heart kiss summer crush promise forever wedding letters boyfriend prom sweetheart dance
+    secret date
+mystery: thriller suspense crime
+    murder detective clue alibi missing secrets lies witness case suspect vanished evidence
+    shadow cipher
+science-fiction: sci-fi space aliens
+    starship galaxy android planet orbit colony signal quantum robot station nebula clone warp
+    cyborg
+dystopia: dystopian post-apocalyptic survival
+    rebellion regime district uprising wasteland curfew resistance sector purge divide ashes
+    wall ration revolt
+paranormal: vampires werewolves angels
+    vampire werewolf ghost angel demon haunted curse blood moon immortal witch fallen spirit
+    fangs
+contemporary: realistic-fiction coming-of-age high-school
+    school friends family town summer road music team senior diary notebook band guitar
+    neighbor
+historical-fiction: historical history war
+    war empire queen revolution duchess century court soldier ship victorian plague manor
+    pilgrim frontier
+horror: scary creepy zombies
+    nightmare zombie asylum dead scream grave dark hollow bones whisper fog cellar midnight
+    doll
+humor: funny comedy humour
+    disaster prank awkward chaos joke mess trouble oops silly underpants catastrophe hilarious
+    goofy blunder
+adventure: action pirates treasure
+    island treasure pirate map jungle voyage escape expedition mountain river compass storm
+    raft cave
+lgbt: queer lgbtq glbt
+    pride rainbow identity coming true self brave label mirror colors honest spectrum together
+    voice
+"""
+
+
+def _parse_genres(text: str) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+    genres: list[tuple[str, tuple[str, ...], list[str]]] = []
+    for line in text.strip().splitlines():
+        if line.startswith(" "):
+            genres[-1][2].extend(line.split())
+        else:
+            name, related = line.split(":")
+            genres.append((name, tuple(related.split()), []))
+    return tuple((name, related, tuple(words)) for name, related, words in genres)
+
+
+# Shelf name, related shelf names and words used in titles and descriptions, per genre.
+GENRES = _parse_genres(_GENRE_TEXT)
 GENRE_PRIOR = np.array([0.18, 0.14, 0.09, 0.07, 0.09, 0.10, 0.12, 0.06, 0.04, 0.03, 0.05, 0.03])
 
-COMMON_WORDS = (
-    "the",
-    "a",
-    "of",
-    "and",
-    "to",
-    "in",
-    "her",
-    "his",
-    "she",
-    "he",
-    "their",
-    "world",
-    "life",
-    "must",
-    "when",
-    "everything",
-    "never",
-    "one",
-    "finds",
-    "discovers",
-    "only",
-    "before",
-    "after",
-    "new",
-    "first",
-    "last",
-    "girl",
-    "boy",
-    "years",
-    "day",
-    "night",
-    "truth",
-    "way",
-    "home",
+COMMON_WORDS = tuple(
+    (
+        "the a of and to in her his she he their world life must when everything never one finds "
+        "discovers only before after new first last girl boy years day night truth way home"
+    ).split()
 )
-SYLLABLES = (
-    "ka",
-    "la",
-    "mir",
-    "an",
-    "dor",
-    "el",
-    "vy",
-    "ra",
-    "thos",
-    "qu",
-    "en",
-    "bri",
-    "sa",
-    "tor",
-    "li",
-    "na",
-    "mo",
-    "ren",
-    "cas",
-    "zel",
-    "or",
-    "phi",
-    "da",
-    "wyn",
-    "ta",
-    "len",
-    "is",
-    "gar",
-    "ves",
-    "ul",
+SYLLABLES = tuple(
+    "ka la mir an dor el vy ra thos qu en bri sa tor li na mo ren cas zel or phi da wyn ta len is "
+    "gar ves ul".split()
 )
 GENERIC_SHELF_SHARES = {
     "to-read": 1.0,

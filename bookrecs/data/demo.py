@@ -737,7 +737,7 @@ def _interaction_chunk(
     mean_items: float,
     rng: np.random.Generator,
 ) -> pl.DataFrame:
-    """Users `first..last-1` with their interactions: user, work, book, day, is_read, rating."""
+    """Generate the interactions of users `first..last-1`, sorted like the official file."""
     n_users = last - first
     n_genres = len(GENRES)
     taste = 0.95 * rng.dirichlet(np.full(n_genres, 0.2), size=n_users) + 0.05 * GENRE_PRIOR
@@ -748,7 +748,6 @@ def _interaction_chunk(
     counts = np.minimum(counts, max(1, catalog.n_works // 3))
     joined = _growth_days(rng.random(n_users), 0.0, TIMELINE_DAYS - 5.0)
     active_days = 30.0 + rng.exponential(ACTIVE_DAYS_MEAN, size=n_users)
-
     top_genre = taste.argmax(axis=1)
     favourites = np.stack(
         [_favourite_authors(catalog, samplers, top_genre, rng) for _ in range(2)], axis=1
@@ -763,54 +762,71 @@ def _interaction_chunk(
 
     user, work, day = _add_series_reads(catalog, user, work, day, rng)
     frame = (
-        pl.DataFrame({"user": user + first, "work": work, "day": day})
+        pl.DataFrame({"user": user, "work": work, "day": day})
         .sort("user", "day")
         .unique(["user", "work"], keep="first", maintain_order=True)
     )
-    user = frame["user"].to_numpy() - first
-    work = frame["work"].to_numpy()
-    day = frame["day"].to_numpy()
+    user, work, book, day = _add_second_editions(
+        catalog, frame["user"].to_numpy(), frame["work"].to_numpy(), frame["day"].to_numpy(), rng
+    )
 
+    affinity = taste[user, catalog.genre1[work]] + np.where(
+        catalog.genre2[work] >= 0, 0.5 * taste[user, np.maximum(catalog.genre2[work], 0)], 0.0
+    )
+    frame = pl.DataFrame({"user": user + first, "book": book, "day": day})
+    return frame.with_columns(
+        genre=pl.Series(catalog.genre1[work]), **_shelf_state(day, affinity, rng)
+    ).sort("user", "day", "book", descending=[False, True, False])
+
+
+def _add_second_editions(
+    catalog: _Catalog,
+    user: np.ndarray,
+    work: np.ndarray,
+    day: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pick each read's edition, and add a later read of another edition for some readers.
+
+    The extra reads become duplicate user-item pairs once editions are merged.
+    """
     book = _pick_editions(catalog, work, rng)
-    # Some readers shelve a second edition of the same work later: a duplicate pair once
-    # editions are merged.
     again = (catalog.edition_count[work] > 0) & (rng.random(len(work)) < SECOND_EDITION_PROB)
     second = np.where(book[again] == work[again], -1, work[again])
     second = np.where(second < 0, _pick_editions(catalog, work[again], rng, always=True), second)
     second_day = day[again] + rng.exponential(60.0, int(again.sum()))
     inside = second_day < TIMELINE_DAYS
-    user = np.concatenate((user, user[again][inside]))
-    work = np.concatenate((work, work[again][inside]))
-    book = np.concatenate((book, second[inside]))
-    day = np.concatenate((day, second_day[inside]))
-
-    affinity = taste[user, catalog.genre1[work]] + np.where(
-        catalog.genre2[work] >= 0, 0.5 * taste[user, np.maximum(catalog.genre2[work], 0)], 0.0
+    return (
+        np.concatenate((user, user[again][inside])),
+        np.concatenate((work, work[again][inside])),
+        np.concatenate((book, second[inside])),
+        np.concatenate((day, second_day[inside])),
     )
+
+
+def _shelf_state(
+    day: np.ndarray, affinity: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Draw is_read, rating and the other per-read fields of the interactions file.
+
+    Reads near the end of the timeline are less often finished. Ratings (1 to 5, 0 when
+    unrated) grow with the reader's taste affinity for the book's genres.
+    """
+    n = len(day)
     until_end = TIMELINE_DAYS - day
-    is_read = rng.random(len(work)) < 0.6 * (1.0 - 0.6 * np.exp(-until_end / 60.0))
-    rated = is_read & (rng.random(len(work)) < 0.55)
-    stars = np.rint(3.2 + 2.5 * (affinity - 0.3) + rng.normal(0, 0.9, len(work)))
-    rating = np.where(rated, stars.clip(1, 5), 0).astype(np.int64)
-    return pl.DataFrame(
-        {
-            "user": user + first,
-            "book": book,
-            "day": day,
-            "is_read": is_read,
-            "rating": rating,
-            "genre": catalog.genre1[work],
-            "updated": day
-            + np.minimum(
-                rng.exponential(20.0, len(work)), rng.random(len(work)) * (TIMELINE_DAYS - day)
-            ),
-            "read_after": rng.exponential(15.0, len(work)),
-            "started_before": rng.exponential(7.0, len(work)),
-            "has_read_at": is_read & (rng.random(len(work)) < 0.75),
-            "has_started_at": rng.random(len(work)) < 0.6,
-            "has_review": rated & (rng.random(len(work)) < 0.05),
-        }
-    ).sort("user", "day", "book", descending=[False, True, False])
+    is_read = rng.random(n) < 0.6 * (1.0 - 0.6 * np.exp(-until_end / 60.0))
+    rated = is_read & (rng.random(n) < 0.55)
+    stars = np.rint(3.2 + 2.5 * (affinity - 0.3) + rng.normal(0, 0.9, n))
+    return {
+        "is_read": is_read,
+        "rating": np.where(rated, stars.clip(1, 5), 0).astype(np.int64),
+        "updated": day + np.minimum(rng.exponential(20.0, n), rng.random(n) * until_end),
+        "read_after": rng.exponential(15.0, n),
+        "started_before": rng.exponential(7.0, n),
+        "has_read_at": is_read & (rng.random(n) < 0.75),
+        "has_started_at": rng.random(n) < 0.6,
+        "has_review": rated & (rng.random(n) < 0.05),
+    }
 
 
 def _growth_days(u: np.ndarray, t_from: np.ndarray | float, t_to: float) -> np.ndarray:

@@ -219,20 +219,20 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models.split(","):
         phases += [f"fit {name}", f"evaluate {name}"]
 
+    command = "python -m bookrecs.bench " + " ".join(sys.argv[1:] if argv is None else argv)
     results = []
     for phase in phases:
         print(f"bench: {phase} ...", flush=True)
         results.append(measure(phase, child_argv))
         print(f"bench: {phase}: {results[-1].seconds:.1f} s, {results[-1].peak_mib:.0f} MiB")
+        if args.out != "-":  # written after every phase, so a long run keeps what it measured
+            write_section(Path(args.out), render(results, command.strip()))
         if "error" in results[-1].details and phase in ("generate", "prepare", "split"):
             break
 
-    command = "python -m bookrecs.bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    section = render(results, command.strip())
     if args.out == "-":
-        print(section)
+        print(render(results, command.strip()))
     else:
-        write_section(Path(args.out), section)
         print(f"wrote {args.out}")
     return 0
 

@@ -102,7 +102,10 @@ def run_phase(phase: str, args: argparse.Namespace) -> dict[str, Any]:
         model = Recommender.load(work / "models" / name)
         model.user_items_ = data.user_items
         metrics = evaluate(model, data, test, config.evaluation)
-        return {key: round(float(value), 4) for key, value in metrics.items()}
+        return {
+            key: value if key.startswith("n_") else round(float(value), 4)
+            for key, value in metrics.items()
+        }
     raise ValueError(f"unknown phase {phase!r}")
 
 
@@ -169,14 +172,33 @@ def render(results: list[PhaseResult], command: str) -> str:
     ]
     for result in results:
         goal = GOALS.get(result.phase) or GOALS.get(result.phase.split(" ")[0], "")
-        details = json.dumps(result.details, default=str)
-        if len(details) > 160:
-            details = details[:157] + "..."
+        details = summarise(result.details)
         lines.append(
             f"| {result.phase} | {result.seconds:.1f} | {result.peak_mib:.0f} | {goal} | "
             f"{details.replace('|', '/')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def summarise(details: dict[str, Any]) -> str:
+    """Return the few numbers of a phase worth a table cell."""
+    if "error" in details:
+        return f"failed: {details['error']}"
+    parts = []
+    for key in ("raw_rows", "train_pairs", "users", "items", "test_users", "n_users"):
+        if key in details:
+            parts.append(f"{key} {details[key]:,}")
+    if "steps" in details:
+        parts.append(f"prepared rows {details['steps'][-1][1]:,}")
+    for key in ("ndcg@10", "cold_ndcg@10"):
+        if key in details:
+            parts.append(f"{key} {details[key]:.4f}")
+    if details.get("epoch_seconds"):
+        epochs = details["epoch_seconds"]
+        parts.append(f"{len(epochs)} epochs, {np.mean(epochs):.1f} s per epoch")
+    if "files" in details:
+        parts.append(f"{sum(details['files'].values()) / 2**20:,.0f} MiB of gzip files")
+    return ", ".join(parts)
 
 
 def write_section(path: Path, section: str) -> None:

@@ -104,13 +104,16 @@ def choose_candidate(
     )
     rule = f"best {config.metric} among models with {config.cold_metric} >= {config.cold_floor}"
     if not table["eligible"].any():
-        reason = f"no model promoted: none meets the rule ({rule}). Excluded: {excluded_text}."
+        reason = (
+            f"no serving candidate: no model meets the rule ({rule}). Excluded: {excluded_text}."
+        )
         logger.warning(reason)
         return Candidate(model=None, reason=reason, table=table)
 
     best = table.iloc[0]
     reason = (
-        f"{best['model']} promoted: {rule}; it has {config.metric}={best[config.metric]:.4f} "
+        f"{best['model']} is the serving candidate: {rule}; it has "
+        f"{config.metric}={best[config.metric]:.4f} "
         f"and {config.cold_metric}={best[config.cold_metric]:.4f}."
     )
     if excluded_text:

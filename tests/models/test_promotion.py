@@ -54,7 +54,7 @@ def test_random_never_promoted():
 def test_nothing_clears_floor():
     candidate = choose_candidate(METRICS, PromotionConfig(cold_floor=0.5))
     assert candidate.model is None
-    assert candidate.reason.startswith("no model promoted")
+    assert candidate.reason.startswith("no serving candidate")
     assert not candidate.table["eligible"].any()
 
 

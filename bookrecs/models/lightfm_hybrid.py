@@ -279,6 +279,10 @@ class LightFMRecommender(Recommender):
         See `Recommender.recommend` for the arguments and the -1 padding.
         """
         cold_slots = min(int(self.params["cold_slots"]), k)
+        if self.featurizer is None:
+            # Without content features every cold item scores the same, so reserved slots
+            # would hold arbitrary books.
+            cold_slots = 0
         if cold_slots == 0:
             return super().recommend(
                 users, k, user_items=user_items, filter_seen=filter_seen, batch_size=batch_size

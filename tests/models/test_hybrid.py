@@ -166,6 +166,15 @@ def test_cold_slots_reach_top_k(data):
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
+def test_no_cold_slots_without_metadata():
+    bare = two_genre_data(with_books=False)
+    slotted = LightFMRecommender(seed=3, cold_slots=2, **FAST).fit(bare)
+    plain = LightFMRecommender(seed=3, cold_slots=0, **FAST).fit(bare)
+    users = np.arange(bare.n_users)
+    assert slotted.featurizer is None
+    np.testing.assert_array_equal(slotted.recommend(users, 4)[0], plain.recommend(users, 4)[0])
+
+
 def test_fit_is_repeatable(data, model):
     again = LightFMRecommender(seed=3, **FAST).fit(data)
     assert np.array_equal(again.user_embeddings_, model.user_embeddings_)

@@ -279,7 +279,7 @@ class TrainFlow(FlowSpec):
 
         print(f"\nMetrics{label}, run {current.run_id}:\n")
         print(markdown_table(self.metrics))
-        print(f"\ncandidate: {self.candidate_reason}")
+        print(f"\n{self.candidate_reason}")
         print(f"reports: {dest}")
 
 

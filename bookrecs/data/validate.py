@@ -163,7 +163,8 @@ def parse_iso_date(column: str = DATE) -> pl.Expr:
 def parse_timestamp(frame: pl.DataFrame, column: str) -> pl.Expr:
     """Parse a timestamp column of any dtype to Datetime(us, UTC), with null for invalid values.
 
-    Datetimes are converted to UTC (naive ones are taken as UTC). Numbers are Unix seconds.
+    Datetimes are converted to UTC (naive ones are taken as UTC). Numbers are Unix seconds
+    between 1973 and 2100; others (milliseconds, 20170329) become null.
     Text may be ISO-8601, Unix seconds or the Goodreads layout.
     """
     dtype = frame.schema[column]
@@ -183,8 +184,15 @@ def parse_timestamp(frame: pl.DataFrame, column: str) -> pl.Expr:
     )
 
 
+# Unix seconds accepted as dates: 1973-03-03 to 2100-01-01. Milliseconds (about 1e12 today) and
+# numbers such as 20170329 or 2017 fall outside and are dropped as unparsable dates.
+MIN_UNIX_SECONDS = 100_000_000
+MAX_UNIX_SECONDS = 4_102_444_800
+
+
 def _from_unix_seconds(seconds: pl.Expr) -> pl.Expr:
-    micros = (seconds * 1_000_000).round(0).cast(pl.Int64, strict=False)
+    in_range = seconds.is_between(MIN_UNIX_SECONDS, MAX_UNIX_SECONDS, closed="left")
+    micros = pl.when(in_range).then((seconds * 1_000_000).round(0)).cast(pl.Int64, strict=False)
     return pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC")
 
 

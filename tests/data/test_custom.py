@@ -61,6 +61,16 @@ def test_csv_rows_and_defaults(tmp_path):
     assert dataset.manifest[0].rows == 7
 
 
+def test_millisecond_timestamps_dropped(tmp_path):
+    rows = "user_id,item_id,timestamp\nu1,i1,1490746372\nu1,i2,1490746372000\nu1,i3,20170329\n"
+    write(tmp_path, "interactions.csv", rows)
+
+    dataset = read_custom(tmp_path, show_progress=False)
+
+    assert dataset.interactions.get_column("item_id").to_list() == ["i1"]
+    assert dataset.drops.counts[("interactions.csv", REASON_BAD_DATE)] == 2
+
+
 def test_parquet_without_optional_columns(tmp_path):
     pl.DataFrame(
         {"user_id": [1, 2], "item_id": [7, 8], "timestamp": [1490746372.0, 1490746373.5]}

@@ -59,7 +59,7 @@ def test_prepared_branch(tmp_path):
 
 
 def test_custom_branch(tmp_path):
-    (tmp_path / "interactions.csv").write_text("user_id,item_id,timestamp\nu,i,0\n")
+    (tmp_path / "interactions.csv").write_text("user_id,item_id,timestamp\nu,i,1490746372\n")
     config = TrainConfig(dataset="custom", data_dir=str(tmp_path), show_progress=False)
 
     dataset = load_dataset(config)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Metaflow rejects the user root and CI has no USER; implicit wants one BLAS thread.
-export METAFLOW_USER ?= $(or $(USER),bookrecs)
+export METAFLOW_USER ?= $(or $(filter-out root,$(USER)),bookrecs)
 export USERNAME ?= $(METAFLOW_USER)
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
@@ -86,7 +86,7 @@ models: $(STAMP) ## List model versions in the store and show which one serves
 	$(BIN)/python -m bentos.store show
 
 .PHONY: serve
-serve: $(STAMP) ## Serve the promoted model on 127.0.0.1:$(PORT) with bentoml serve
+serve: $(STAMP) ## Serve the promoted model with bentoml serve on 127.0.0.1 (PORT=3000)
 	$(BIN)/bentoml serve bentos.service:BookRecs --host 127.0.0.1 --port $(PORT)
 
 .PHONY: bento

@@ -87,7 +87,7 @@ class TrainConfig(StrictModel):
 
     dataset: DatasetName = "demo"
     data_dir: str | None = None
-    seed: int = 42
+    seed: int = Field(42, ge=0, description="Seed of every random choice.")
     models: tuple[str, ...] = DEFAULT_MODELS
     model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)

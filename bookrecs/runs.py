@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bookrecs.config import TrainConfig
-from bookrecs.exceptions import BookRecsError
+from bookrecs.exceptions import BookRecsError, ConfigError
 from bookrecs.interactions import TrainData
 from bookrecs.models import Recommender, build_model
 
@@ -83,6 +83,40 @@ def git_commit(repo: Path | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("BOOKRECS_COMMIT", "unknown")
     return f"{commit}+dirty" if dirty else commit
+
+
+def check_config(config: TrainConfig) -> None:
+    """Check what the config schema alone cannot, before any data is read.
+
+    Model names must be registered and unique, every model must accept its `model_params`,
+    and the promotion rule must name metrics that evaluation produces.
+
+    Raises
+    ------
+    ConfigError
+        Naming the bad value and the accepted ones.
+    """
+    from bookrecs.evaluate import metric_names
+
+    repeated = sorted({name for name in config.models if config.models.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"models {repeated} are listed twice: list each model once")
+    if not config.models:
+        raise ConfigError("models is empty: list at least one model, e.g. popular,lightfm")
+    for name in config.models:
+        build_model(name, config.seed, config.model_params.get(name, {}))
+    unused = sorted(set(config.model_params) - set(config.models))
+    if unused:
+        logger.warning("model_params given for models that are not trained: %s", unused)
+
+    known = metric_names(config.evaluation.k)
+    for option in ("metric", "cold_metric"):
+        value = getattr(config.promotion, option)
+        if value not in known:
+            raise ConfigError(
+                f"promotion.{option}={value!r} is not a metric of this run: choose one of "
+                f"{', '.join(known)}"
+            )
 
 
 def pack_directory(path: Path) -> bytes:

@@ -4,8 +4,9 @@
           -> train (foreach model) -> join -> register_candidate -> end
 
 Each run keeps as artifacts: the config, the data manifest, the drop and split reports, every
-model's weights and the metrics table (`Flow("TrainFlow").latest_run.data.metrics`). The end step
-also writes `reports/<run id>/` and a card with a bar chart.
+model's weights and the metrics table
+(`Flow("TrainFlow").latest_successful_run.data.metrics`). The end step also writes
+`reports/<run id>/` and a card with a bar chart.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class TrainFlow(FlowSpec):
         "config", default="", help="YAML file with a TrainConfig; command-line values override it."
     )
     seed = Parameter(
-        "seed", default=-1, type=int, help="Seed of every random choice (default: config, 42)."
+        "seed", default=None, type=int, help="Seed of every random choice (default: config, 42)."
     )
     models = Parameter(
         "models", default="", help="Comma-separated model names (default: all in the config)."
@@ -67,14 +68,15 @@ class TrainFlow(FlowSpec):
     def start(self):
         """Validate the config and record package versions and the git commit."""
         from bookrecs.config import TrainConfig, read_config_file
-        from bookrecs.runs import git_commit, package_versions
+        from bookrecs.exceptions import ConfigError
+        from bookrecs.runs import check_config, git_commit, package_versions
 
         setup_logging()
         with user_errors("start"):
             values = read_config_file(self.config_file) if self.config_file else {}
             if self.dataset:
                 values["dataset"] = self.dataset
-            if self.seed >= 0:
+            if self.seed is not None:
                 values["seed"] = self.seed
             if self.data_dir:
                 values["data_dir"] = str(Path(self.data_dir).resolve())
@@ -83,6 +85,11 @@ class TrainFlow(FlowSpec):
             if self.demo_size:
                 values["demo"] = {**values.get("demo", {}), "size": self.demo_size}
             self.config = TrainConfig.from_dict(values)
+            check_config(self.config)
+            if Path(self.reports_dir).exists() and not Path(self.reports_dir).is_dir():
+                raise ConfigError(
+                    f"--reports-dir {self.reports_dir} is a file: pass a folder for run reports"
+                )
         self.config_yaml = self.config.to_yaml()
         self.versions = package_versions()
         self.commit = git_commit()
@@ -146,9 +153,12 @@ class TrainFlow(FlowSpec):
 
         setup_logging()
         self.point = self.input
-        self.validation_row = (
-            tune_point("lightfm", self.point, self.split_data, self.config) if self.point else None
-        )
+        self.validation_row = None
+        if self.point:
+            with user_errors("tune_hybrid"):
+                self.validation_row = tune_point(
+                    "lightfm", self.point, self.split_data, self.config
+                )
 
         self.next(self.select)
 
@@ -179,10 +189,18 @@ class TrainFlow(FlowSpec):
     @step
     def branch_models(self):
         """Start one training task per model."""
+        from bookrecs.exceptions import ConfigError
+
         self.model_names = list(self.config.models)
         if self.data.books is None and "content" in self.model_names:
             self.model_names.remove("content")
             print("content model skipped: the input has no book metadata")
+        if not self.model_names:
+            with user_errors("branch_models"):
+                raise ConfigError(
+                    "no model left to train: content needs book metadata; add another model "
+                    "with --models, e.g. --models popular,lightfm"
+                )
 
         self.next(self.train, foreach="model_names")
 

@@ -61,7 +61,7 @@ def latest_metrics(root: Path) -> pd.DataFrame:
     """Read the metrics artifact back through the Metaflow client, as a user would."""
     script = (
         "from metaflow import Flow, namespace; namespace(None); "
-        "print(Flow('TrainFlow').latest_run.data.metrics.to_json(orient='records'))"
+        "print(Flow('TrainFlow').latest_successful_run.data.metrics.to_json(orient='records'))"
     )
     out = subprocess.run(
         [sys.executable, "-c", script],

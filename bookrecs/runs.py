@@ -250,6 +250,19 @@ def write_run_reports(
     return dest
 
 
+def input_summary(name: str, notes: list[str], drops: list[dict[str, Any]]) -> str:
+    """Render the input's name, reader notes and dropped-row counts as Markdown."""
+    lines = [f"## Input: {name}", ""]
+    lines += [f"- note: {note}" for note in notes]
+    if drops:
+        lines += [
+            f"- {row['rows']:,} rows dropped from {row['source']}: {row['reason']}" for row in drops
+        ]
+    else:
+        lines.append("- no rows dropped")
+    return "\n".join(lines) + "\n"
+
+
 def metrics_markdown(metrics: pd.DataFrame, *, synthetic: bool = False) -> str:
     """Render the metrics table as Markdown, labelled when the data is synthetic."""
     title = "Metrics (synthetic demo data)" if synthetic else "Metrics"

@@ -277,14 +277,20 @@ class TrainFlow(FlowSpec):
         """Write the run reports and the card, and print the metrics table."""
         from metaflow.cards import Image, Markdown, Table
 
-        from bookrecs.runs import markdown_table, metrics_bar_chart, write_run_reports
+        from bookrecs.runs import (
+            input_summary,
+            markdown_table,
+            metrics_bar_chart,
+            write_run_reports,
+        )
 
+        summary = input_summary(self.dataset_name, self.notes, self.drops)
         dest = write_run_reports(
             Path(self.reports_dir) / str(current.run_id),
             self.metrics,
             config=self.config,
             manifest=self.manifest,
-            split_report=self.split_report,
+            split_report=f"{summary}\n{self.split_report}",
             extra={"versions": self.versions, "commit": self.commit, "drops": self.drops},
             synthetic=self.synthetic,
         )
@@ -293,6 +299,7 @@ class TrainFlow(FlowSpec):
         current.card.append(Image.from_matplotlib(metrics_bar_chart(self.metrics)))
         current.card.append(Table.from_dataframe(self.metrics.round(4)))
         current.card.append(Markdown(f"**Serving candidate:** {self.candidate_reason}"))
+        current.card.append(Markdown(summary))
         current.card.append(Markdown(self.split_report))
 
         print(f"\nMetrics{label}, run {current.run_id}:\n")

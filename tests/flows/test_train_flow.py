@@ -103,6 +103,9 @@ def test_demo_reports_written(demo_runs):
     assert len(run_dirs) == 2
     for name in ("metrics.csv", "metrics.md", "metrics.png", "split_report.md", "config.yaml"):
         assert (run_dirs[-1] / name).is_file(), name
+    split_report = (run_dirs[-1] / "split_report.md").read_text()
+    assert "## Input: demo (synthetic)" in split_report
+    assert "no rows dropped" in split_report
     manifest = json.loads((run_dirs[-1] / "manifest.json").read_text())
     assert manifest["files"], "manifest lists no input files"
     assert all(len(record["sha256"]) == 64 for record in manifest["files"])

@@ -20,6 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.flow_utils import setup_logging, user_errors  # noqa: E402
 
+# Below this many test users the end step warns that the metrics are noisy (an estimate:
+# NDCG@10 over 100 users has a standard error of a few hundredths on these data).
+MIN_RELIABLE_TEST_USERS = 100
+
 # Small artifacts set before the branches and never changed inside them.
 UNCHANGED_ARTIFACTS = [
     "config_yaml",
@@ -305,6 +309,14 @@ class TrainFlow(FlowSpec):
         print(f"\nMetrics{label}, run {current.run_id}:\n")
         print(markdown_table(self.metrics))
         print(f"\n{self.candidate_reason}")
+        test_users = int(self.metrics["n_users"].max())
+        if test_users < MIN_RELIABLE_TEST_USERS:
+            warning = (
+                f"only {test_users} test users: metrics this small are noisy, so compare models "
+                "on a larger input before promoting one"
+            )
+            print(f"warning: {warning}")
+            current.card.append(Markdown(f"**Warning:** {warning}"))
         print(f"reports: {dest}")
 
 

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.flow_utils import setup_logging, user_errors  # noqa: E402
 
-# Below this many test users the end step warns that the metrics are noisy (an estimate:
-# NDCG@10 over 100 users has a standard error of a few hundredths on these data).
+# Below this many test users the end step warns that the metrics are noisy. The threshold is
+# a rule of thumb, not a computed bound.
 MIN_RELIABLE_TEST_USERS = 100
 
 # Small artifacts set before the branches and never changed inside them.

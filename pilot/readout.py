@@ -155,6 +155,26 @@ def estimate(
     return effect, info
 
 
+def insufficient_data(spec: MetricSpec, effect: Effect, scale: str, plan: PilotPlan) -> str | None:
+    """Return why `effect` cannot be tested on the `scale` ("relative" or "absolute"), or None.
+
+    A NaN or infinite estimate or standard error means an arm has no values of the metric,
+    for example no latency values or no exposures, or the control value is 0 on the
+    relative scale.
+    """
+    se = effect.relative_se if scale == "relative" else effect.absolute_se
+    if np.isfinite(effect.absolute_se) and np.isfinite(se):
+        return None
+    if spec.kind == "quantile":
+        return (
+            f"insufficient data: {effect.n_control:,} {plan.control} and "
+            f"{effect.n_treatment:,} {plan.treatment} values of {spec.numerator}"
+        )
+    if np.isfinite(effect.absolute_se):
+        return "insufficient data: the control value is 0, so the relative change is undefined"
+    return f"insufficient data: an arm has no {spec.denominator}"
+
+
 def srm_section(totals: pl.DataFrame, plan: PilotPlan) -> dict:
     """Chi-square SRM test on users per variant, overall and per value of each dimension."""
     names = list(plan.variants)
@@ -216,6 +236,11 @@ def rollback_section(totals, latencies, plan: PilotPlan) -> list[dict]:
             results.append(entry)
             continue
         effect = compute_effect(spec, totals, latencies, plan)
+        note = insufficient_data(spec, effect, criterion.threshold_type, plan)
+        if note is not None:
+            entry.update(checked=False, triggered=False, note=note)
+            results.append(entry)
+            continue
         triggered, bound = degradation_beyond(
             effect,
             criterion.threshold,
@@ -332,41 +357,40 @@ def _effects(plan, totals, latencies, users, pre_period):
         "unit": primary_spec.unit,
         **effect.to_dict(),
         "cuped": cuped,
+        "note": insufficient_data(primary_spec, effect, "absolute", plan),
     }
 
     secondary = []
-    estimates = [
-        estimate(METRICS[name], totals, latencies, plan, pre_period) for name in plan.secondary
-    ]
-    adjusted = holm([effect.p_value for effect, _ in estimates], plan.alpha)
-    for name, (effect, cuped), (p_holm, rejected) in zip(
-        plan.secondary, estimates, adjusted, strict=True
-    ):
+    for name in plan.secondary:
+        spec = METRICS[name]
+        effect, cuped = estimate(spec, totals, latencies, plan, pre_period)
         secondary.append(
             {
                 "metric": name,
-                "unit": METRICS[name].unit,
+                "unit": spec.unit,
                 **effect.to_dict(),
                 "cuped": cuped,
-                "p_holm": p_holm,
-                "significant_holm": rejected,
+                "note": insufficient_data(spec, effect, "absolute", plan),
+                "p_holm": float("nan"),
+                "significant_holm": False,
             }
         )
+    # Holm adjusts over the metrics that could be tested, so a metric without data does not
+    # count as a hypothesis.
+    tested = [row for row in secondary if row["note"] is None]
+    adjusted = holm([row["p_value"] for row in tested], plan.alpha)
+    for row, (p_holm, rejected) in zip(tested, adjusted, strict=True):
+        row["p_holm"] = p_holm
+        row["significant_holm"] = rejected
 
     guardrails = []
     for guardrail in plan.guardrails:
         spec = METRICS[guardrail.metric]
         effect, cuped = estimate(spec, totals, latencies, plan, pre_period)
-        if not np.isfinite(effect.absolute_se) or (
-            guardrail.margin_type == "relative" and not np.isfinite(effect.relative_se)
-        ):
-            guardrails.append(
-                {
-                    "metric": guardrail.metric,
-                    "passed": False,
-                    "note": "not estimable: no data in an arm",
-                }
-            )
+        note = insufficient_data(spec, effect, guardrail.margin_type, plan)
+        if note is not None:
+            # Non-inferiority is not shown without data, so the guardrail does not pass.
+            guardrails.append({"metric": guardrail.metric, "passed": False, "note": note})
             continue
         test = non_inferiority(
             guardrail.metric,
@@ -420,13 +444,19 @@ def decide(
         ]
     if primary is None:
         return KEEP_RUNNING, ["not enough users to estimate the primary metric"]
+    if primary["note"] is not None:
+        return KEEP_RUNNING, [f"{plan.primary}: {primary['note']}"]
 
     significant = primary["p_value"] < plan.alpha
     change = f"{primary['relative']:+.2%} (p = {primary['p_value']:.2g})"
     if significant and primary["absolute"] < 0:
         return DO_NOT_SHIP, [f"{plan.primary} is significantly worse: {change}"]
 
-    failed = [entry["metric"] for entry in guardrails if not entry["passed"]]
+    failed = [
+        entry["metric"] + (" (insufficient data)" if "note" in entry else "")
+        for entry in guardrails
+        if not entry["passed"]
+    ]
     if failed:
         return DO_NOT_SHIP, [f"non-inferiority not shown for guardrail(s): {', '.join(failed)}"]
 

@@ -134,6 +134,10 @@ def _effect_table(rows: list[dict], alpha: float, holm: bool) -> list[str]:
         rule += "---:|"
     lines = [header, rule]
     for row in rows:
+        if row.get("note"):
+            columns = "| | | | |" + (" |" if holm else "")
+            lines.append(f"| {row['metric']} ({row['unit']}) | {row['note']} {columns}")
+            continue
         low, high = row["absolute_ci"]
         rel_low, rel_high = row["relative_ci"]
         line = (

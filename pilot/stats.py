@@ -65,15 +65,18 @@ def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> tuple[np.nd
     x = np.asarray(numerator, dtype=float)
     y = np.asarray(denominator, dtype=float)
     n = x.shape[-1]
-    mean_x = x.mean(axis=-1)
-    mean_y = y.mean(axis=-1)
-    ratio = mean_x / mean_y
-    dx = x - mean_x[..., None]
-    dy = y - mean_y[..., None]
-    var_x = (dx * dx).sum(axis=-1) / (n - 1)
-    var_y = (dy * dy).sum(axis=-1) / (n - 1)
-    cov_xy = (dx * dy).sum(axis=-1) / (n - 1)
-    variance = (var_x - 2 * ratio * cov_xy + ratio**2 * var_y) / (n * mean_y**2)
+    # A zero denominator sum gives a NaN ratio and variance, which callers report as
+    # insufficient data.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_x = x.mean(axis=-1)
+        mean_y = y.mean(axis=-1)
+        ratio = mean_x / mean_y
+        dx = x - mean_x[..., None]
+        dy = y - mean_y[..., None]
+        var_x = (dx * dx).sum(axis=-1) / (n - 1)
+        var_y = (dy * dy).sum(axis=-1) / (n - 1)
+        cov_xy = (dx * dy).sum(axis=-1) / (n - 1)
+        variance = (var_x - 2 * ratio * cov_xy + ratio**2 * var_y) / (n * mean_y**2)
     return ratio, np.maximum(variance, 0.0)
 
 
@@ -97,10 +100,10 @@ def ratio_effect_arrays(
 
 def _difference(control, var_control, treatment, var_treatment, alpha) -> dict[str, np.ndarray]:
     z = stats.norm.isf(alpha / 2)
-    absolute = treatment - control
-    absolute_se = np.sqrt(var_control + var_treatment)
     # A control value of zero leaves the relative difference undefined (NaN), not an error.
     with np.errstate(divide="ignore", invalid="ignore"):
+        absolute = treatment - control
+        absolute_se = np.sqrt(var_control + var_treatment)
         relative = treatment / control - 1
         relative_se = np.sqrt(var_treatment / control**2 + treatment**2 * var_control / control**4)
         p_value = 2 * stats.norm.sf(np.abs(absolute) / absolute_se)
@@ -170,13 +173,17 @@ def quantile_effect(
 
     Each arm's standard error is half the width of the order-statistic confidence interval,
     at ranks ``n q -/+ z sqrt(n q (1 - q))``, divided by z. The relative difference of the two
-    quantiles then follows the same delta method as a ratio.
+    quantiles then follows the same delta method as a ratio. An arm without values gives NaN
+    estimates and standard errors, which the readout reports as insufficient data.
     """
     # NOTE: requests are treated as independent, but one user sends many, so with heavy users
     # this standard error is too small. A user-level bootstrap would account for that.
     values = []
     for sample in (np.sort(np.asarray(control, float)), np.sort(np.asarray(treatment, float))):
         n = sample.size
+        if n == 0:
+            values.append((np.nan, np.nan))
+            continue
         z = stats.norm.isf(alpha / 2)
         half = z * np.sqrt(n * quantile * (1 - quantile))
         low = sample[max(int(np.floor(n * quantile - half)), 0)]

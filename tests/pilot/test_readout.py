@@ -592,3 +592,57 @@ def _combined(rows: list[dict], log: Path) -> pl.DataFrame:
     _frame(rows).write_parquet(path)
     events, _ = load_events([path], log)
     return events
+
+
+def _latency_plan() -> PilotPlan:
+    rollback = {
+        "alpha": 0.01,
+        "min_users_per_arm": 10,
+        "criteria": [
+            {"metric": "p95_latency_ms", "threshold": 0.25, "threshold_type": "relative"},
+            {"metric": "error_rate", "threshold": 0.005, "threshold_type": "absolute"},
+        ],
+    }
+    return _plan(rollback=rollback)
+
+
+def test_readout_without_latency_column(tmp_path, capsys):
+    plan = _latency_plan()
+    events_path = tmp_path / "events.parquet"
+    _simulate(plan, seed=2, effect=0.6).drop("latency_ms").write_parquet(events_path)
+    out = tmp_path / "readout"
+    code = main(
+        [
+            "readout",
+            "--plan",
+            str(_plan_file(tmp_path, plan)),
+            "--events",
+            str(events_path),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "readout.json").read_text())
+    latency = next(row for row in report["guardrails"] if row["metric"] == "p95_latency_ms")
+    assert latency["passed"] is False
+    assert latency["note"].startswith("insufficient data")
+    rollback = next(row for row in report["rollback"] if row["metric"] == "p95_latency_ms")
+    assert rollback["checked"] is False
+    assert rollback["note"].startswith("insufficient data")
+    assert report["decision"] == DO_NOT_SHIP
+    assert "p95_latency_ms (insufficient data)" in report["reasons"][0]
+    assert "insufficient data: 0 control and 0 treatment" in (out / "readout.md").read_text()
+
+
+def test_readout_without_exposures(tmp_path):
+    plan = _latency_plan()
+    events = _simulate(plan, seed=2).filter(pl.col("event_type") != "exposure")
+    readout = run_readout(plan, events)
+    latency = next(row for row in readout.guardrails if row["metric"] == "p95_latency_ms")
+    assert latency["note"].startswith("insufficient data")
+    ctr = next(row for row in readout.secondary if row["metric"] == "block_ctr")
+    assert ctr["note"] == "insufficient data: an arm has no exposures"
+    assert ctr["significant_holm"] is False
+    _, markdown_path = write_readout(readout, tmp_path)
+    assert "| block_ctr (clicks per exposure) | insufficient data" in markdown_path.read_text()

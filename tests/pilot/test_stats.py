@@ -127,3 +127,11 @@ def test_holm_known_values():
     adjusted = holm([0.01, 0.04, 0.03], 0.05)
     assert [round(p, 6) for p, _ in adjusted] == [0.03, 0.06, 0.06]
     assert [rejected for _, rejected in adjusted] == [True, False, False]
+
+
+def test_quantile_effect_empty_arm():
+    effect = quantile_effect(np.array([]), np.array([40.0, 50.0, 60.0]), 0.95, 0.05)
+    assert np.isnan(effect.control)
+    assert np.isnan(effect.absolute_se)
+    assert effect.n_control == 0
+    assert effect.n_treatment == 3

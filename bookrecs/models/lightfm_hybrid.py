@@ -35,7 +35,7 @@ from bookrecs.features import (
     fit_item_features,
 )
 from bookrecs.interactions import TrainData
-from bookrecs.models.base import Recommender, mask_seen, top_k
+from bookrecs.models.base import Recommender, top_k
 
 logger = logging.getLogger("bookrecs.models.lightfm")
 
@@ -265,45 +265,16 @@ class LightFMRecommender(Recommender):
         scores = self.user_embeddings_[users] @ vectors.T + biases[None, :]
         return (scores + self.user_biases_[users, None]).astype(np.float32)
 
-    def recommend(
-        self,
-        users: np.ndarray,
-        k: int,
-        *,
-        user_items: sp.csr_matrix | None = None,
-        filter_seen: bool = True,
-        batch_size: int = 4096,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return top-`k` items per user; with `cold_slots` > 0 some slots go to cold items.
-
-        See `Recommender.recommend` for the arguments and the -1 padding.
-        """
+    def _top_k(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the top `k` per row; with `cold_slots` > 0 some slots go to cold items."""
         cold_slots = min(int(self.params["cold_slots"]), k)
         if self.featurizer is None:
             # Without content features every cold item scores the same, so reserved slots
             # would hold arbitrary books.
             cold_slots = 0
         if cold_slots == 0:
-            return super().recommend(
-                users, k, user_items=user_items, filter_seen=filter_seen, batch_size=batch_size
-            )
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        seen = user_items if user_items is not None else self.user_items_
-        k = min(k, self.n_items)
-        ids = np.full((len(users), k), -1, dtype=np.int64)
-        scores = np.full((len(users), k), -np.inf, dtype=np.float32)
-        batches = range(0, len(users), batch_size)
-        for start in tqdm(batches, desc=f"recommend {self.name}", disable=not self.show_progress):
-            batch = users[start : start + batch_size]
-            batch_scores = self.score(batch)
-            if filter_seen and seen is not None:
-                mask_seen(batch_scores, seen[batch])
-            end = start + len(batch)
-            ids[start:end], scores[start:end] = reserve_slots(
-                batch_scores, k, self.cold_, cold_slots
-            )
-        return ids, scores
+            return super()._top_k(scores, k)
+        return reserve_slots(scores, k, self.cold_, cold_slots)
 
     def similar_items(self, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return the `k` items with the highest cosine similarity of item vectors."""

@@ -63,6 +63,8 @@ SIMILAR_CACHED = 30
 SIMILAR_EXTRA = 20
 # Books whose similar lists are cached per process; the cache is emptied when full.
 SIMILAR_CACHE_SIZE = 50_000
+# Maximum wait in seconds between refresh attempts after repeated unexpected failures.
+MAX_REFRESH_DELAY = 60.0
 
 
 class BookNotFoundError(BookRecsError):
@@ -173,7 +175,15 @@ class RecommendationEngine:
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
-        self.refresh()
+        try:
+            self.refresh()
+        except Exception as error:  # noqa: BLE001 - the service starts and the watcher retries
+            self.counters.add("refresh_errors")
+            logger.exception(
+                "loading the served versions failed: %s; serving fallback lists until a "
+                "refresh succeeds",
+                error,
+            )
 
     # ---- versions --------------------------------------------------------------------------
     @property
@@ -279,12 +289,35 @@ class RecommendationEngine:
         self._watcher.start()
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.settings.poll_seconds):
+        delay = self.settings.poll_seconds
+        failures = 0
+        while not self._stop.wait(delay):
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - the watcher must survive any reload failure
+            except Exception as error:  # noqa: BLE001 - the watcher must survive any failure
+                failures += 1
                 self.counters.add("refresh_errors")
-                logger.exception("refreshing the served versions failed; retrying")
+                delay = min(self.settings.poll_seconds * 2**failures, MAX_REFRESH_DELAY)
+                if failures == 1:
+                    logger.exception(
+                        "refreshing the served versions failed; retrying in %.0f s", delay
+                    )
+                else:
+                    logger.warning(
+                        "refreshing the served versions failed again (#%d): %s: %s; "
+                        "retrying in %.0f s",
+                        failures,
+                        type(error).__name__,
+                        error,
+                        delay,
+                    )
+                continue
+            if failures:
+                logger.info(
+                    "refreshing the served versions works again after %d failures", failures
+                )
+            failures = 0
+            delay = self.settings.poll_seconds
 
     def close(self) -> None:
         """Stop the watcher, flush the impression log and stop scoring threads."""

@@ -24,6 +24,8 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +60,18 @@ MAX_SHELVES = 10
 MAX_NEW = 10_000
 # Dense float32 scores held at once while precomputing similar items (about 80 MB).
 SIMILAR_BATCH_CELLS = 20_000_000
+# Errors that reading a damaged bundle file raises: a truncated .npz raises BadZipFile or
+# EOFError, a damaged member zlib.error, a damaged Parquet file PolarsError.
+READ_ERRORS = (
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    pl.exceptions.PolarsError,
+)
 
 
 def export_bundle(
@@ -377,11 +391,10 @@ def load_bundle(path: str | Path, version: str | None = None) -> ServingBundle:
         model = Recommender.load(path / MODEL_DIR)
         items_table = pl.read_parquet(path / ITEMS_FILE)
         users_table = pl.read_parquet(path / USERS_FILE)
-        with np.load(path / LISTS_FILE, allow_pickle=False) as lists:
-            arrays = {key: lists[key] for key in lists.files}
+        arrays = _read_lists(path / LISTS_FILE)
     except ModelLoadError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError) as error:
+    except READ_ERRORS as error:
         raise ModelLoadError(
             f"cannot load serving bundle {path}: {type(error).__name__}: {error}. "
             "Promote another version or re-export this run."
@@ -391,11 +404,55 @@ def load_bundle(path: str | Path, version: str | None = None) -> ServingBundle:
     missing = required - set(arrays)
     if missing:
         raise ModelLoadError(f"bundle {path} lacks arrays {sorted(missing)}: re-export it")
+    try:
+        bundle = _assemble(path, version, meta, model, items_table, users_table, arrays)
+    except READ_ERRORS as error:
+        raise ModelLoadError(
+            f"serving bundle {path} has invalid contents: {type(error).__name__}: {error}. "
+            "Promote another version or re-export this run."
+        ) from None
+    bundle.load_seconds = time.perf_counter() - started
+    logger.info(
+        "loaded bundle %s (%s, run %s) from %s in %.2f s",
+        bundle.version,
+        meta.get("model"),
+        meta.get("run_id"),
+        path,
+        bundle.load_seconds,
+    )
+    return bundle
+
+
+def _read_lists(path: Path) -> dict[str, np.ndarray]:
+    """Read every array of `lists.npz`, raising ModelLoadError for a damaged file."""
+    try:
+        with np.load(path, allow_pickle=False) as lists:
+            return {key: lists[key] for key in lists.files}
+    except FileNotFoundError:
+        raise
+    except READ_ERRORS as error:
+        # np.load reads a file that is not a zip archive as a pickle and then suggests
+        # allow_pickle=True, which would run code from the file: never pass that advice on.
+        raise ModelLoadError(
+            f"serving bundle file {path} is corrupt or truncated "
+            f"({type(error).__name__}): promote another version or re-export this run"
+        ) from None
+
+
+def _assemble(
+    path: Path,
+    version: str | None,
+    meta: dict[str, Any],
+    model: Recommender,
+    items_table: pl.DataFrame,
+    users_table: pl.DataFrame,
+    arrays: dict[str, np.ndarray],
+) -> ServingBundle:
     items = IdMap(np.array(items_table[ITEM_ID].to_list(), dtype=object))
     users = IdMap(np.array(users_table[USER_ID].to_list(), dtype=object))
     _check_shapes(path, model, items, users, arrays)
 
-    bundle = ServingBundle(
+    return ServingBundle(
         path=path,
         version=version or str(meta.get("run_id", path.name)),
         meta=meta,
@@ -428,16 +485,6 @@ def load_bundle(path: str | Path, version: str | None = None) -> ServingBundle:
             pl.col(SERIES), pl.col(AUTHORS), pl.col(SHELVES).alias(TAGS)
         ),
     )
-    bundle.load_seconds = time.perf_counter() - started
-    logger.info(
-        "loaded bundle %s (%s, run %s) from %s in %.2f s",
-        bundle.version,
-        meta.get("model"),
-        meta.get("run_id"),
-        path,
-        bundle.load_seconds,
-    )
-    return bundle
 
 
 def _check_shapes(

@@ -81,3 +81,20 @@ def test_fingerprint_notices_removal(tmp_path, bundles):
     before = bundle_fingerprint(copy)
     (copy / "model" / "state.npz").unlink()
     assert bundle_fingerprint(copy) != before
+
+
+def test_truncated_lists_fail_load(tmp_path, bundles):
+    copy = shutil.copytree(bundles["run1"], tmp_path / "copy")
+    lists = copy / "lists.npz"
+    lists.write_bytes(lists.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match="lists.npz is corrupt or truncated"):
+        load_bundle(copy)
+
+
+def test_garbage_lists_message_is_safe(tmp_path, bundles):
+    copy = shutil.copytree(bundles["run1"], tmp_path / "copy")
+    (copy / "lists.npz").write_bytes(b"garbage" * 100)
+    with pytest.raises(ModelLoadError) as raised:
+        load_bundle(copy)
+    assert "allow_pickle" not in str(raised.value)
+    assert "re-export" in str(raised.value)

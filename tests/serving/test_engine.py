@@ -138,6 +138,63 @@ def test_corrupt_artifact_on_disk(tmp_path, bundles):
     engine.close()
 
 
+def test_truncated_lists_at_start(tmp_path, bundles):
+    current = shutil.copytree(bundles["run2"], tmp_path / "current")
+    lists = current / "lists.npz"
+    lists.write_bytes(lists.read_bytes()[:1000])
+    settings = ServiceSettings(
+        bundle=current, previous_bundle=bundles["run1"], log_impressions=False
+    )
+    engine = RecommendationEngine(settings)
+    served = engine.recommend("u1", 3)
+    assert served.source == "previous_model"
+    assert len(served.items) == 3
+    info = engine.info()
+    assert "lists.npz is corrupt" in info["load_errors"]["current"]
+    assert info["current"]["loaded"] is False
+    engine.close()
+
+
+def test_truncated_lists_while_running(tmp_path, bundles):
+    current = shutil.copytree(bundles["run2"], tmp_path / "current")
+    settings = ServiceSettings(
+        bundle=current, previous_bundle=bundles["run1"], log_impressions=False
+    )
+    engine = RecommendationEngine(settings)
+    lists = current / "lists.npz"
+    lists.write_bytes(lists.read_bytes()[:1000])
+    assert engine.refresh()
+    # The failure is recorded once: an unchanged broken bundle is not reloaded every poll.
+    assert not engine.refresh()
+    assert engine.recommend("u1", 3).source == "previous_model"
+    info = engine.info()
+    assert "lists.npz" in info["load_errors"]["current"]
+    assert info["counters"]["model_load_failures"] == 1
+    assert "refresh_errors" not in info["counters"]
+    engine.close()
+
+
+def test_watcher_backs_off(tmp_path, bundles, monkeypatch, caplog):
+    settings = ServiceSettings(bundle=bundles["run1"], log_impressions=False, poll_seconds=0.01)
+    engine = RecommendationEngine(settings)
+    calls = []
+
+    def failing_refresh():
+        calls.append(time.monotonic())
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(engine, "refresh", failing_refresh)
+    with caplog.at_level("WARNING", logger="bookrecs.serving"):
+        engine.start()
+        time.sleep(0.5)
+        engine.close()
+    # Delays of 0.02, 0.04, 0.08, 0.16 and 0.32 s fit into 0.5 s: at most 6 calls, not 50.
+    assert 2 <= len(calls) <= 6
+    tracebacks = [record for record in caplog.records if record.exc_info]
+    assert len(tracebacks) == 1
+    assert engine.info()["counters"]["refresh_errors"] == len(calls)
+
+
 def test_no_loadable_model_still_answers(tmp_path, bundles):
     current = shutil.copytree(bundles["run2"], tmp_path / "current")
     settings = ServiceSettings(bundle=current, log_impressions=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
@@ -116,3 +117,16 @@ def test_rollback_under_load_loses_nothing(tmp_path, tags):
     assert failures == []
     assert versions == {tags["run1"], tags["run2"]}
     assert engine.counters.snapshot()["requests_recommend"] > 0
+
+
+def test_promote_truncated_version(tmp_path, bundles, capsys):
+    copy = shutil.copytree(bundles["run1"], tmp_path / "copy")
+    tag = store.save_model(copy, {})
+    lists = store.model_path(tag) / "lists.npz"
+    lists.write_bytes(lists.read_bytes()[:1000])
+    pointer = str(tmp_path / "pointer.json")
+    assert store.main(["--pointer", pointer, "promote", "--tag", tag]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: not promoting {tag}")
+    assert "Traceback" not in err
+    assert store.read_pointer(pointer)["current"] is None

@@ -15,10 +15,11 @@ import json
 import os
 import pickle
 import platform
+import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,24 +159,30 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {memory}, Python {platform.python_version()}"
 
 
-def render(results: list[PhaseResult], command: str) -> str:
-    """Render results as the Markdown section of docs/benchmarks.md."""
-    lines = [
-        "## Training pipeline",
-        "",
-        f"Command: `{command}`  ",
+def render(results: dict[str, dict[str, Any]], order: list[str]) -> str:
+    """Render stored phase results as the Markdown section of docs/benchmarks.md."""
+    commands: list[str] = []
+    for phase in order:
+        if phase in results and results[phase]["command"] not in commands:
+            commands.append(results[phase]["command"])
+    lines = ["## Training pipeline", ""]
+    lines += [f"Command {i}: `{command}`  " for i, command in enumerate(commands, start=1)]
+    lines += [
         f"Machine: {machine_description()}  ",
-        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Data: synthetic (demo generator).",
+        f"Written: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Data: synthetic (demo generator).",
         "",
-        "| phase | wall time (s) | peak memory (MiB) | goal | details |",
-        "|---|---:|---:|---|---|",
+        "| phase | command | wall time (s) | peak memory (MiB) | goal | details |",
+        "|---|---:|---:|---:|---|---|",
     ]
-    for result in results:
-        goal = GOALS.get(result.phase) or GOALS.get(result.phase.split(" ")[0], "")
-        details = summarise(result.details)
+    for phase in order:
+        if phase not in results:
+            continue
+        row = results[phase]
+        goal = GOALS.get(phase) or GOALS.get(phase.split(" ")[0], "")
+        number = commands.index(row["command"]) + 1
         lines.append(
-            f"| {result.phase} | {result.seconds:.1f} | {result.peak_mib:.0f} | {goal} | "
-            f"{details.replace('|', '/')} |"
+            f"| {phase} | {number} | {row['seconds']:.1f} | {row['peak_mib']:.0f} | {goal} | "
+            f"{summarise(row['details'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -222,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(BENCH_MODELS))
     parser.add_argument("--work", default="data/bench/work", help="Folder for phase outputs")
     parser.add_argument("--data-root", default="data/demo", help="Where demo data is generated")
+    parser.add_argument(
+        "--only",
+        help="Comma-separated phases to re-run (e.g. 'evaluate popular,fit als'); the other rows "
+        "are kept from the last run with the same --work folder",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.users is not None and args.books is None:
@@ -240,20 +252,27 @@ def main(argv: list[str] | None = None) -> int:
     phases = ["generate", "prepare", "split"]
     for name in args.models.split(","):
         phases += [f"fit {name}", f"evaluate {name}"]
+    selected = [phase.strip() for phase in args.only.split(",")] if args.only else phases
+    unknown = sorted(set(selected) - set(phases))
+    if unknown:
+        parser.error(f"unknown phases {unknown}: choose from {', '.join(phases)}")
 
-    command = "python -m bookrecs.bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    results = []
-    for phase in phases:
+    command = "python -m bookrecs.bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    store = Path(args.work) / "results.json"
+    kept = json.loads(store.read_text()) if args.only and store.exists() else {}
+    for phase in selected:
         print(f"bench: {phase} ...", flush=True)
-        results.append(measure(phase, child_argv))
-        print(f"bench: {phase}: {results[-1].seconds:.1f} s, {results[-1].peak_mib:.0f} MiB")
+        result = measure(phase, child_argv)
+        print(f"bench: {phase}: {result.seconds:.1f} s, {result.peak_mib:.0f} MiB")
+        kept[phase] = {**asdict(result), "command": command.strip()}
+        store.write_text(json.dumps(kept, indent=2, default=_json_default))
         if args.out != "-":  # written after every phase, so a long run keeps what it measured
-            write_section(Path(args.out), render(results, command.strip()))
-        if "error" in results[-1].details and phase in ("generate", "prepare", "split"):
+            write_section(Path(args.out), render(kept, phases))
+        if "error" in result.details and phase in ("generate", "prepare", "split"):
             break
 
     if args.out == "-":
-        print(render(results, command.strip()))
+        print(render(kept, phases))
     else:
         print(f"wrote {args.out}")
     return 0

@@ -14,7 +14,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bookrecs.assignment import variant_boundaries
-from bookrecs.config import format_validation_error
 from bookrecs.exceptions import ConfigError
 from pilot.metrics import METRICS
 
@@ -209,26 +208,39 @@ class PilotPlan(_Strict):
     data_checks: DataChecks = Field(default_factory=DataChecks)
     baselines: Baselines | None = None
 
-    @model_validator(mode="after")
-    def _check_consistency(self) -> PilotPlan:
-        if len(self.variants) != 2:
+    @field_validator("variants")
+    @classmethod
+    def _check_variants(cls, variants: dict[str, float]) -> dict[str, float]:
+        if len(variants) != 2:
             raise ValueError(
                 f"variants must name exactly two arms (control and one treatment), "
-                f"got {list(self.variants)!r}"
+                f"got {list(variants)!r}"
             )
+        try:
+            variant_boundaries(list(variants), list(variants.values()))
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return variants
+
+    @field_validator("primary")
+    @classmethod
+    def _check_primary(cls, name: str) -> str:
+        return _check_not_quantile(name)
+
+    @field_validator("secondary")
+    @classmethod
+    def _check_secondary(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            _check_not_quantile(name)
+        return names
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> PilotPlan:
         if self.control not in self.variants:
             raise ValueError(
                 f"control {self.control!r} is not among variants {list(self.variants)!r}; "
                 "set control to the name of the current experience"
             )
-        try:
-            variant_boundaries(list(self.variants), list(self.variants.values()))
-        except ConfigError as error:
-            raise ValueError(f"variants: {error}") from None
-        for name in (self.primary, *self.secondary):
-            _check_metric(name)
-            if METRICS[name].kind == "quantile":
-                raise ValueError(f"{name!r} is a quantile metric; use it only as a guardrail")
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError(
                 f"end_date {self.end_date} is before start_date {self.start_date}; "
@@ -252,6 +264,36 @@ def _check_metric(name: str) -> str:
     return name
 
 
+def _check_not_quantile(name: str) -> str:
+    _check_metric(name)
+    if METRICS[name].kind == "quantile":
+        raise ValueError(f"{name!r} is a quantile metric; use it only as a guardrail")
+    return name
+
+
+MAX_INPUT_CHARS = 200
+
+
+def format_plan_error(error: ValidationError) -> str:
+    """Render pydantic errors as one line per bad field: `field: message (got value)`.
+
+    Messages of the plan's own checks already name the bad values, so they get no `(got ...)`.
+    Other values are shortened to `MAX_INPUT_CHARS` characters, because the value of a check
+    across fields is the whole plan.
+    """
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "plan"
+        if item["type"] == "value_error":
+            lines.append(f"{field}: {item['msg'].removeprefix('Value error, ')}")
+            continue
+        value = repr(item.get("input"))
+        if len(value) > MAX_INPUT_CHARS:
+            value = value[:MAX_INPUT_CHARS] + "..."
+        lines.append(f"{field}: {item['msg']} (got {value})")
+    return "invalid plan:\n  " + "\n  ".join(lines)
+
+
 def load_plan(path: str | Path = DEFAULT_PLAN) -> PilotPlan:
     """Load and validate a plan file.
 
@@ -273,5 +315,4 @@ def load_plan(path: str | Path = DEFAULT_PLAN) -> PilotPlan:
     try:
         return PilotPlan.model_validate(values)
     except ValidationError as error:
-        message = format_validation_error(error).replace("invalid configuration", "invalid plan")
-        raise ConfigError(f"{path}: {message}") from None
+        raise ConfigError(f"{path}: {format_plan_error(error)}") from None

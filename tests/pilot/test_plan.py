@@ -142,3 +142,25 @@ def test_plan_command_reports_invalid_plan(tmp_path, capsys):
     values["alpah"] = 0.05
     assert main(["plan", "--plan", str(_write(tmp_path, values))]) == 2
     assert "alpah" in capsys.readouterr().err
+
+
+def test_variant_shares_error_short(tmp_path):
+    values = _plan_values()
+    values["variants"] = {"control": 0.5, "treatment": 0.6}
+    with pytest.raises(ConfigError) as caught:
+        load_plan(_write(tmp_path, values))
+    message = str(caught.value)
+    assert "variants: weights must sum to 1, got [0.5, 0.6] (sum 1.1)" in message
+    assert "baselines" not in message
+    assert len(message) < 300
+
+
+def test_long_plan_value_shortened(tmp_path):
+    values = _plan_values()
+    values["name"] = ["x" * 1000]
+    with pytest.raises(ConfigError) as caught:
+        load_plan(_write(tmp_path, values))
+    message = str(caught.value)
+    assert "name: Input should be a valid string (got ['xxx" in message
+    assert message.endswith("...)")
+    assert len(message) < 400

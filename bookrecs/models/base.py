@@ -162,11 +162,23 @@ class Recommender(ABC):
         path = Path(path)
         try:
             meta = json.loads((path / META_FILE).read_text())
-            with np.load(path / STATE_FILE, allow_pickle=False) as state:
-                arrays = {key: state[key] for key in state.files}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        except (OSError, ValueError) as error:
             raise ModelLoadError(
                 f"cannot load model from {path}: {error}. Re-run training or promote another run."
+            ) from None
+        try:
+            with np.load(path / STATE_FILE, allow_pickle=False) as state:
+                arrays = {key: state[key] for key in state.files}
+        except FileNotFoundError as error:
+            raise ModelLoadError(
+                f"cannot load model from {path}: {error}. Re-run training or promote another run."
+            ) from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            # np.load reads a non-zip file as a pickle and its message suggests
+            # allow_pickle=True, which would run code from the file, so it is not passed on.
+            raise ModelLoadError(
+                f"model file {path / STATE_FILE} is corrupt or truncated "
+                f"({type(error).__name__}): re-run training or promote another version"
             ) from None
         if meta.get("format") != FORMAT_VERSION:
             raise ModelLoadError(

@@ -98,3 +98,14 @@ def test_garbage_lists_message_is_safe(tmp_path, bundles):
         load_bundle(copy)
     assert "allow_pickle" not in str(raised.value)
     assert "re-export" in str(raised.value)
+
+
+def test_garbage_state_message_is_safe(tmp_path, bundles):
+    copy = shutil.copytree(bundles["run1"], tmp_path / "copy")
+    (copy / "model" / "state.npz").write_bytes(b"garbage" * 100)
+    with pytest.raises(ModelLoadError) as raised:
+        load_bundle(copy)
+    message = str(raised.value)
+    assert "allow_pickle" not in message
+    assert "state.npz is corrupt or truncated" in message
+    assert "re-run training or promote another version" in message

@@ -142,6 +142,31 @@ def test_goodreads_head_without_metadata(tmp_path, goodreads_head_dir):
     assert len(metrics) == 4
 
 
+def test_movielens_custom_catalogue(tmp_path, movielens_dir):
+    from tests.helpers.movielens import write_movielens_catalogue
+
+    catalogue = write_movielens_catalogue(movielens_dir, tmp_path / "catalogue")
+    run = run_flow(
+        tmp_path,
+        "--dataset",
+        "custom",
+        "--data-dir",
+        str(catalogue),
+        "--config",
+        str(REPO_ROOT / "configs" / "movielens.yaml"),
+        "--models",
+        "random,popular,lightfm",
+        "--tune",
+        "False",
+    )
+
+    assert run.returncode == 0, run.stderr[-4000:]
+    metrics = pd.read_csv(next((tmp_path / "reports").iterdir()) / "metrics.csv")
+    metrics = metrics.set_index("model")
+    assert metrics.loc["lightfm", "cold_ndcg@10"] > metrics.loc["random", "cold_ndcg@10"]
+    assert metrics.loc["lightfm", "ndcg@10"] >= metrics.loc["popular", "ndcg@10"]
+
+
 def test_missing_data_dir_clear_error(tmp_path):
     run = run_flow(tmp_path, "--dataset", "goodreads", "--data-dir", str(tmp_path / "absent"))
     output = run.stdout + run.stderr

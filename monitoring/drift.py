@@ -21,7 +21,7 @@ from monitoring import features
 from monitoring.checks import CheckResult, book_checks, impression_checks, interaction_checks
 from monitoring.config import DriftConfig
 from monitoring.impressions import ImpressionLog, select_window
-from monitoring.windows import Window, date_range, select
+from monitoring.windows import Window, check_disjoint, date_range, select
 
 logger = logging.getLogger("bookrecs.monitoring")
 
@@ -119,7 +119,13 @@ def analyse(
         Thresholds, usually `DriftConfig.from_yaml()`.
     impressions
         Impression log or None; only its requests inside `current_window` are checked.
+
+    Raises
+    ------
+    ConfigError
+        When the windows overlap (`monitoring.windows.check_disjoint`).
     """
+    check_disjoint(reference_window, current_window)
     reference = select(interactions, reference_window)
     current = select(interactions, current_window)
     if impressions is not None:

@@ -55,6 +55,20 @@ def parse_time(value: str | date | datetime, option: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def check_disjoint(reference: Window, current: Window) -> None:
+    """Raise `ConfigError` when the two windows overlap.
+
+    Interactions inside both windows would count on both sides of every comparison, which
+    hides drift, so a drift verdict is only computed on disjoint windows.
+    """
+    if current.start < reference.end and reference.start < current.end:
+        raise ConfigError(
+            f"the windows overlap: {current} starts before {reference} ends, so both would "
+            "contain the same interactions. Pass --current-start at or after the reference end, "
+            "or an earlier --reference-end"
+        )
+
+
 def default_windows(dates: pl.Series, quantile: float) -> tuple[Window, Window]:
     """Cut the time range of `dates` at `quantile`: reference before, current from the cut.
 
@@ -108,7 +122,9 @@ def resolve_windows(
     end = parse_time(current_end, "--current-end") if current_end else default_current.end
     if not current_end and end <= start:
         end = start + timedelta(days=1)
-    return reference, Window("current", start, end)
+    current = Window("current", start, end)
+    check_disjoint(reference, current)
+    return reference, current
 
 
 def select(frame: pl.DataFrame, window: Window, column: str = DATE) -> pl.DataFrame:

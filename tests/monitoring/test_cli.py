@@ -79,6 +79,24 @@ def test_bad_date_exits_1(goodreads_head_dir, tmp_path, capsys):
     assert "--reference-end='31/12/2013' is not an ISO-8601 date" in capsys.readouterr().err
 
 
+def test_overlapping_windows_exit_1(goodreads_head_dir, tmp_path, capsys):
+    code = run_report(
+        tmp_path,
+        "--dataset",
+        "goodreads",
+        "--data-dir",
+        str(goodreads_head_dir),
+        "--reference-end",
+        "2017-10-01",
+        "--current-start",
+        "2006-01-01",
+        "--no-html",
+    )
+    assert code == 1
+    assert "the windows overlap" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
 def test_missing_data_dir_exits_1(tmp_path, capsys):
     code = run_report(tmp_path, "--dataset", "goodreads")
     assert code == 1

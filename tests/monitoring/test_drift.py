@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from bookrecs.exceptions import ConfigError
 from monitoring.config import DriftConfig
 from monitoring.drift import analyse
 from monitoring.impressions import read_impressions
@@ -181,3 +182,9 @@ def test_new_book_language_flagged(config):
     summary = analyse(interactions, books, REFERENCE, CURRENT, config)
     assert statuses(summary)["new_book_language"] == "drift"
     assert statuses(summary)["new_book_shelves"] == "ok"
+
+
+def test_overlapping_windows_rejected(config, books):
+    overlapping = Window("current", CUT - timedelta(days=1), END)
+    with pytest.raises(ConfigError, match="the windows overlap"):
+        analyse(two_windows(1, rating_shift=1), books, REFERENCE, overlapping, config)

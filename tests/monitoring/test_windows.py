@@ -56,3 +56,24 @@ def test_current_follows_reference_end():
 def test_select_is_half_open():
     window = Window("current", DAY, DAY + timedelta(days=2))
     assert select(frame(5), window).height == 2
+
+
+def test_overlapping_windows_rejected():
+    with pytest.raises(ConfigError, match="the windows overlap") as caught:
+        resolve_windows(
+            frame(100)["date_added"], 0.75, reference_end="2021-03-01", current_start="2021-01-15"
+        )
+    assert "2021-01-15 00:00" in str(caught.value)
+    assert "--current-start" in str(caught.value)
+
+
+def test_default_current_start_after_reference():
+    with pytest.raises(ConfigError, match="the windows overlap"):
+        resolve_windows(frame(100)["date_added"], 0.75, current_start="2021-02-01")
+
+
+def test_adjacent_windows_accepted():
+    reference, current = resolve_windows(
+        frame(100)["date_added"], 0.75, reference_end="2021-02-01", current_start="2021-02-01"
+    )
+    assert current.start == reference.end

@@ -139,18 +139,47 @@ def find_tag(run_id: str) -> str:
     )
 
 
-def model_path(tag: str) -> Path:
-    """Return the bundle folder of stored version `tag`."""
-    import bentoml
-    from bentoml.exceptions import NotFound
+def resolve_tag(tag: str) -> str:
+    """Return the concrete stored tag `bookrecs:<version>` that `tag` names.
 
+    `tag` may omit the model name (`<version>`), use upper case, or use an alias such as
+    `latest`; the result is always the tag of one stored version.
+
+    Raises
+    ------
+    StoreError
+        When `tag` is not a valid BentoML tag, names another model, or is not stored.
+    """
+    import bentoml
+    from bentoml.exceptions import BentoMLException, NotFound
+
+    taglike = tag if ":" in tag else f"{MODEL_NAME}:{tag}"
     try:
-        return Path(bentoml.models.get(tag).path)
+        parsed = bentoml.Tag.from_taglike(taglike)
+    except (ValueError, BentoMLException) as error:
+        raise StoreError(
+            f"invalid model tag {tag!r} ({error}): use bookrecs:<version> as printed by "
+            "`python -m bentos.store list`"
+        ) from None
+    if parsed.name != MODEL_NAME:
+        raise StoreError(
+            f"model tag {tag!r} names model {parsed.name!r}, expected {MODEL_NAME!r}: "
+            "use bookrecs:<version> as printed by `python -m bentos.store list`"
+        )
+    try:
+        return str(bentoml.models.get(parsed).tag)
     except NotFound:
         raise StoreError(
             f"model {tag!r} is not in the store at {bentoml_home()}: "
             "run `python -m bentos.store list` to see stored versions"
         ) from None
+
+
+def model_path(tag: str) -> Path:
+    """Return the bundle folder of stored version `tag`."""
+    import bentoml
+
+    return Path(bentoml.models.get(resolve_tag(tag)).path)
 
 
 def read_pointer(path: str | Path | None = None) -> dict[str, Any]:
@@ -175,13 +204,18 @@ def promote(
     """Make `tag` (or the newest version of `run_id`) the serving version.
 
     The bundle is loaded before the pointer changes, so a corrupt version is never promoted.
-    Returns the new pointer.
+    An alias such as `bookrecs:latest` is resolved, so the pointer always names one stored
+    version. Returns the new pointer.
+
+    Raises
+    ------
+    StoreError
+        When the tag is invalid or not stored, the bundle does not load, or the version is
+        already the current one.
     """
     if (tag is None) == (run_id is None):
         raise StoreError("pass exactly one of --tag or --run")
-    tag = tag if tag is not None else find_tag(str(run_id))
-    if ":" not in tag:
-        tag = f"{MODEL_NAME}:{tag}"
+    tag = resolve_tag(tag if tag is not None else find_tag(str(run_id)))
     path = model_path(tag)
     try:
         load_bundle(path, version=tag)
@@ -190,6 +224,11 @@ def promote(
 
     with _locked(pointer) as state:
         before = state.get("current")
+        if before == tag:
+            raise StoreError(
+                f"{tag} is already the current version, so the pointer is unchanged: "
+                "promote another version, or use `rollback` to serve the previous one"
+            )
         state["history"].append(tag)
         state["paths"][tag] = str(path)
         _set_heads(state, "promote")
@@ -254,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("rollback", help="serve the previous version again")
     commands.add_parser("show", help="print the serving pointer")
     args = parser.parse_args(argv)
+    from bentoml.exceptions import BentoMLException
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     try:
@@ -273,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"current={state['current']} previous={state['previous']}")
         else:
             print(json.dumps(read_pointer(args.pointer), indent=2, sort_keys=True))
-    except (BookRecsError, OSError) as error:
+    except (BookRecsError, OSError, BentoMLException) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

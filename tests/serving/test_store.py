@@ -130,3 +130,38 @@ def test_promote_truncated_version(tmp_path, bundles, capsys):
     assert err.startswith(f"error: not promoting {tag}")
     assert "Traceback" not in err
     assert store.read_pointer(pointer)["current"] is None
+
+
+def test_promote_resolves_alias(tmp_path, bundles):
+    pointer = tmp_path / "pointer.json"
+    newest = store.save_model(bundles["run2"], {})
+    state = store.promote("latest", pointer=pointer)
+    assert state["current"] == newest
+    assert state["history"] == [newest]
+    assert newest in state["paths"]
+
+
+def test_promote_lowercases_version(tmp_path, tags):
+    pointer = tmp_path / "pointer.json"
+    state = store.promote(tags["run1"].upper(), pointer=pointer)
+    assert state["current"] == tags["run1"]
+
+
+def test_promote_current_again_rejected(tmp_path, tags):
+    pointer = tmp_path / "pointer.json"
+    store.promote(tags["run1"], pointer=pointer)
+    store.promote(tags["run2"], pointer=pointer)
+    with pytest.raises(store.StoreError, match="already the current version"):
+        store.promote(tags["run2"], pointer=pointer)
+    state = store.read_pointer(pointer)
+    assert state["history"] == [tags["run1"], tags["run2"]]
+
+
+@pytest.mark.parametrize("tag", ["../../etc", "bookrecs:", "a:b:c", "other:abc"])
+def test_cli_invalid_tag(tmp_path, tags, capsys, tag):
+    pointer = str(tmp_path / "pointer.json")
+    assert store.main(["--pointer", pointer, "promote", "--tag", tag]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert repr(tag) in err
+    assert "Traceback" not in err

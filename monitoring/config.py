@@ -34,6 +34,37 @@ CheckName = Literal[
 ]
 
 
+# Column drift methods that Evidently 0.7.23 registers for numerical and categorical columns
+# (`evidently.legacy.calculations.stattests.registry`). A test compares these lists with the
+# installed Evidently, so an upgrade that renames a method fails there, not in a report.
+NumMethod = Literal[
+    "anderson",
+    "cramer_von_mises",
+    "ed",
+    "empirical_mmd",
+    "es",
+    "hellinger",
+    "jensenshannon",
+    "kl_div",
+    "ks",
+    "mannw",
+    "psi",
+    "t_test",
+    "wasserstein",
+]
+CatMethod = Literal[
+    "chisquare",
+    "fisher_exact",
+    "g_test",
+    "hellinger",
+    "jensenshannon",
+    "kl_div",
+    "psi",
+    "TVD",
+    "z",
+]
+
+
 class StrictModel(BaseModel):
     """Base for the threshold classes: unknown keys are rejected, instances are immutable."""
 
@@ -53,11 +84,15 @@ class CheckThreshold(StrictModel):
 
 
 class EvidentlyConfig(StrictModel):
-    """Column drift methods used in the Evidently HTML report (effect size only, no p-value)."""
+    """Column drift methods used in the Evidently HTML report.
 
-    num_method: str = "wasserstein"
+    The defaults are effect sizes. A method that is a test (such as ks or chisquare) takes a
+    p-value as its threshold instead.
+    """
+
+    num_method: NumMethod = "wasserstein"
     num_threshold: float = Field(0.1, gt=0)
-    cat_method: str = "psi"
+    cat_method: CatMethod = "psi"
     cat_threshold: float = Field(0.1, gt=0)
 
 

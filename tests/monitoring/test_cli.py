@@ -65,6 +65,26 @@ def test_bad_config_exits_1(goodreads_head_dir, tmp_path, capsys):
     assert "alfa" in capsys.readouterr().err
 
 
+def test_bad_evidently_method_exits_1(goodreads_head_dir, tmp_path, capsys):
+    values = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    values["evidently"]["num_method"] = "bogus"
+    config = tmp_path / "drift.yaml"
+    config.write_text(yaml.safe_dump(values))
+    code = run_report(
+        tmp_path,
+        "--dataset",
+        "goodreads",
+        "--data-dir",
+        str(goodreads_head_dir),
+        "--config",
+        str(config),
+        "--no-html",
+    )
+    assert code == 1
+    assert "evidently.num_method" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
 def test_bad_date_exits_1(goodreads_head_dir, tmp_path, capsys):
     code = run_report(
         tmp_path,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
 from bookrecs.exceptions import ConfigError
-from monitoring.config import DEFAULT_CONFIG_PATH, DriftConfig
+from monitoring.config import DEFAULT_CONFIG_PATH, CatMethod, DriftConfig, NumMethod
 
 
 def write(tmp_path: Path, values: dict) -> Path:
@@ -70,3 +71,24 @@ def test_missing_check_named(tmp_path):
     config = DriftConfig.from_yaml(write(tmp_path, values))
     with pytest.raises(ConfigError, match="checks.fallback_rate is missing"):
         config.check("fallback_rate")
+
+
+@pytest.mark.parametrize(("key", "value"), [("num_method", "bogus"), ("cat_method", "ks")])
+def test_unknown_evidently_method_rejected(tmp_path, key, value):
+    values = default_values()
+    values["evidently"][key] = value
+    with pytest.raises(ConfigError, match=f"evidently.{key}") as caught:
+        DriftConfig.from_yaml(write(tmp_path, values))
+    assert repr(value) in str(caught.value)
+    assert "wasserstein" in str(caught.value) or "chisquare" in str(caught.value)
+
+
+def test_methods_match_evidently():
+    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+    from evidently.legacy.core import ColumnType
+
+    def registered(column_type: ColumnType) -> set[str]:
+        return {name for name, tests in _registered_stat_tests.items() if column_type in tests}
+
+    assert set(get_args(NumMethod)) == registered(ColumnType.Numerical)
+    assert set(get_args(CatMethod)) == registered(ColumnType.Categorical)

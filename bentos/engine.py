@@ -167,7 +167,7 @@ class RecommendationEngine:
         self._cache: dict[str, tuple[Any, ServingBundle]] = {}
         self._executors: dict[int, ThreadPoolExecutor] = {}
         self._local = threading.local()
-        self._similar_cache: dict[tuple[int, int, int], list[Candidates]] = {}
+        self._similar_cache: dict[tuple[int, int, int, str], list[Candidates]] = {}
         # Request ids: a random per-process prefix and a counter (uuid4 per request costs an
         # os.urandom call, which dominated the engine's time in profiles).
         self._id_prefix = uuid.uuid4().hex[:16]
@@ -513,7 +513,7 @@ class RecommendationEngine:
             unavailable=self.availability.mask(bundle.items),
             exclude=[book] if book is not None else (),
         )
-        anchored = self._similar_candidates(bundle, book, k) if book is not None else []
+        anchored = self._similar_candidates(bundle, book, k, blocked) if book is not None else []
         personal: list[Candidates] = []
         if user is not None:
             top_items, top_scores = bundle.precomputed(user)
@@ -544,7 +544,9 @@ class RecommendationEngine:
             unavailable=self.availability.mask(bundle.items),
             exclude=[book],
         )
-        candidates = self._similar_candidates(bundle, book, k) + _fallback_candidates(bundle)
+        candidates = self._similar_candidates(bundle, book, k, blocked) + _fallback_candidates(
+            bundle
+        )
         filled = fill_to_k(candidates, k, blocked)
         return _Answer(bundle, filled, np.array([book], dtype=np.int64))
 
@@ -565,33 +567,49 @@ class RecommendationEngine:
         filled = fill_to_k(_fallback_candidates(bundle), k, blocked)
         return _Answer(bundle, filled, _history(seen, book))
 
-    def _similar_candidates(self, bundle: ServingBundle, book: int, k: int) -> list[Candidates]:
-        """Return the model's and the metadata's similar books, cached per bundle and book."""
+    def _similar_candidates(
+        self, bundle: ServingBundle, book: int, k: int, blocked: np.ndarray
+    ) -> list[Candidates]:
+        """Return the model's similar books, then metadata matches when too few are left.
+
+        The metadata search runs when fewer than `k` model neighbours survive `blocked` (the
+        user's books, unavailable books, the book itself), so a user who has read most
+        neighbours gets books of the same series or author for every `k`, not popular books.
+        Both lists are cached per bundle and book.
+        """
         n = min(bundle.n_items, max(k, SIMILAR_CACHED) + SIMILAR_EXTRA)
-        key = (id(bundle), book, n)
-        cached = self._similar_cache.get(key)
-        if cached is not None:
-            return cached
-        candidates = []
-        found = 0
+        model_key = (id(bundle), book, n, MODEL)
+        candidates = self._similar_cache.get(model_key)
+        if candidates is None:
+            candidates = self._model_neighbours(bundle, book, n)
+            self._cache_similar(model_key, candidates)
+        neighbours = [candidate.items[candidate.items >= 0] for candidate in candidates]
+        usable = np.unique(np.concatenate(neighbours)) if neighbours else np.empty(0, np.int64)
+        if int((~blocked[usable]).sum()) >= k:
+            return candidates
+        # Cold books and heavy readers have few usable model neighbours: match by metadata.
+        metadata_key = (id(bundle), book, n, METADATA)
+        metadata = self._similar_cache.get(metadata_key)
+        if metadata is None:
+            ids, scores = similar_by_metadata(book, bundle.facts, n)
+            metadata = [Candidates(METADATA, ids, scores)]
+            self._cache_similar(metadata_key, metadata)
+        return candidates + metadata
+
+    def _model_neighbours(self, bundle: ServingBundle, book: int, n: int) -> list[Candidates]:
         if bundle.similar_items is not None:
-            ids, scores = bundle.similar_items[book], bundle.similar_scores[book]
-            candidates.append(Candidates(MODEL, ids, scores))
-            found = int((ids >= 0).sum())
-        elif type(bundle.model).similar_items is not Recommender.similar_items:
+            return [Candidates(MODEL, bundle.similar_items[book], bundle.similar_scores[book])]
+        if type(bundle.model).similar_items is not Recommender.similar_items:
             ids, scores = self._call(
                 bundle, bundle.model.similar_items, np.array([book], dtype=np.int64), n
             )
-            candidates.append(Candidates(MODEL, ids[0], scores[0]))
-            found = int((ids[0] >= 0).sum())
-        if found < n:
-            # Cold books have few or no model neighbours: match them by metadata.
-            ids, scores = similar_by_metadata(book, bundle.facts, n)
-            candidates.append(Candidates(METADATA, ids, scores))
+            return [Candidates(MODEL, ids[0], scores[0])]
+        return []
+
+    def _cache_similar(self, key: tuple[int, int, int, str], value: list[Candidates]) -> None:
         if len(self._similar_cache) >= SIMILAR_CACHE_SIZE:
             self._similar_cache.clear()
-        self._similar_cache[key] = candidates
-        return candidates
+        self._similar_cache[key] = value
 
     def _call(self, bundle: ServingBundle, function, *args):
         """Run a model call on the bundle's scoring thread with the configured timeout."""

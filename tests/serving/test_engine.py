@@ -314,3 +314,26 @@ def test_shared_availability_table(bundles):
     table.set_unavailable(["b01"])
     assert ids(engine.recommend("stranger", 1)) == ["b02"]
     engine.close()
+
+
+def test_similar_same_for_every_k(tmp_path, bundles):
+    copy = shutil.copytree(bundles["run2"], tmp_path / "copy")
+    with np.load(copy / "lists.npz") as lists:
+        arrays = dict(lists)
+    index = {f"b{i:02d}": i - 1 for i in range(1, 13)}
+    # b01's model neighbours are all books u1 has read (b01..b05), so none is usable for u1.
+    row = [index[b] for b in ["b02", "b03", "b04", "b05"] * 3]
+    arrays["similar_items"][index["b01"]] = row
+    np.savez(copy / "lists.npz", **arrays)
+    settings = ServiceSettings(bundle=copy, log_impressions=False)
+    engine = RecommendationEngine(settings)
+    assert engine.slots.current.item_index == index
+
+    for k in (1, 3, 7):
+        served = engine.similar("b01", k, user_id="u1")
+        assert served.source == "model", k
+        assert ids(served)[0] == "b09", k
+        assert served.items[0].reason.startswith("same series"), k
+        assert len(served.items) == k
+        assert not {"b01", "b02", "b03", "b04", "b05"} & set(ids(served))
+    engine.close()

@@ -287,7 +287,9 @@ def list_column(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
         return pl.lit(None, dtype=pl.List(pl.Utf8))
     else:
         values = pl.col(column).cast(pl.Utf8).str.split("|")
-    return values.list.eval(pl.element().str.strip_chars().filter(pl.element().str.len_bytes() > 0))
+    # Inside list.eval, pl.element() in a filter is the unstripped value, so strip first.
+    stripped = values.list.eval(pl.element().str.strip_chars())
+    return stripped.list.eval(pl.element().filter(pl.element().str.len_bytes() > 0))
 
 
 def parse_year(column: str) -> pl.Expr:

@@ -114,6 +114,36 @@ def test_items_table(tmp_path):
     assert dataset.notes == []
 
 
+def test_items_blank_text_entries_removed(tmp_path):
+    write(tmp_path, "interactions.csv", INTERACTIONS_CSV)
+    write(tmp_path, "items.csv", 'item_id,authors,tags\ni1, A | | B ,|  |\ni2," ",ya\n')
+
+    books = read_custom(tmp_path, show_progress=False).books
+
+    assert books is not None
+    first, second = books.to_dicts()
+    assert first["authors"] == ["A", "B"]
+    assert first["tags"] == []
+    assert second["authors"] == []
+    assert second["tags"] == ["ya"]
+
+
+def test_items_blank_list_entries_removed(tmp_path):
+    write(tmp_path, "interactions.csv", INTERACTIONS_CSV)
+    pl.DataFrame(
+        {"item_id": ["i1", "i2"], "authors": [[" A", " ", "B"], [""]], "tags": [["ya "], []]}
+    ).write_parquet(tmp_path / "items.parquet")
+
+    books = read_custom(tmp_path, show_progress=False).books
+
+    assert books is not None
+    first, second = books.to_dicts()
+    assert first["authors"] == ["A", "B"]
+    assert first["tags"] == ["ya"]
+    assert second["authors"] == []
+    assert second["tags"] == []
+
+
 def test_missing_interactions(tmp_path):
     with pytest.raises(DataError, match="has no interactions.csv or interactions.parquet"):
         read_custom(tmp_path, show_progress=False)

@@ -185,6 +185,15 @@ def read_interactions(
     if not frames:
         raise DataError(f"{path} contains no interactions: {REFETCH_FIX}")
     interactions = pl.concat(frames, rechunk=True)
+    if interactions.height == 0:
+        log_drops(drops, "goodreads", 0)
+        reasons = ", ".join(
+            f"{rows:,} {reason}" for (source, reason), rows in sorted(drops.counts.items())
+        )
+        raise DataError(
+            f"{path} has no valid interactions: all {count.rows:,} lines were dropped "
+            f"({reasons}). Check that it is the UCSD Goodreads interactions file, or {REFETCH_FIX}"
+        )
     logger.info("read %s interactions from %s", f"{interactions.height:,}", path)
     return interactions
 

@@ -378,3 +378,14 @@ def test_real_sample_manifest(goodreads_head_dir):
     assert record.rows == 5000
     assert record.size_bytes == path.stat().st_size
     assert record.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_all_rows_invalid(tmp_path):
+    write_interactions(tmp_path, [row("u1", "b1", rating=7), row("u2", "b2", rating=7)])
+
+    error = read_error(tmp_path)
+
+    message = str(error)
+    assert f"{INTERACTIONS_FILE} has no valid interactions" in message
+    assert "all 2 lines were dropped (2 rating not a number in 0..5)" in message
+    assert "protocol" not in message

@@ -30,6 +30,7 @@ from bookrecs.data.validate import (
     parse_timestamp,
     read_table,
     require_columns,
+    require_file,
     with_interaction_defaults,
 )
 from bookrecs.exceptions import DataError
@@ -41,6 +42,10 @@ TEST_FILE = "test.pq"
 BOOKS_FILE = "books.pq"
 
 FIX = "see docs/data.md for the columns of the prepared format"
+CORRUPT_FIX = (
+    "replace it with a valid Parquet file, written for example by polars "
+    "DataFrame.write_parquet or pandas DataFrame.to_parquet; " + FIX
+)
 
 
 def read_prepared(data_dir: Path, show_progress: bool = True) -> Dataset:
@@ -69,7 +74,8 @@ def read_prepared(data_dir: Path, show_progress: bool = True) -> Dataset:
     notes: list[str] = []
 
     train_path = data_dir / TRAIN_FILE
-    raw_train = read_table(train_path, f"put {TRAIN_FILE} into {data_dir}; {FIX}")
+    require_file(train_path, f"put {TRAIN_FILE} into {data_dir}; {FIX}")
+    raw_train = read_table(train_path, CORRUPT_FIX)
     require_columns(raw_train.columns, (USER_ID, ITEM_ID, DATE), train_path, FIX)
     interactions = clean_interactions(
         with_interaction_defaults(raw_train),
@@ -79,7 +85,8 @@ def read_prepared(data_dir: Path, show_progress: bool = True) -> Dataset:
     )
 
     test_path = data_dir / TEST_FILE
-    raw_test = read_table(test_path, f"put {TEST_FILE} into {data_dir}; {FIX}")
+    require_file(test_path, f"put {TEST_FILE} into {data_dir}; {FIX}")
+    raw_test = read_table(test_path, CORRUPT_FIX)
     require_columns(raw_test.columns, (USER_ID, ITEM_ID), test_path, FIX)
     test = raw_test.select(pl.col(USER_ID).cast(pl.Utf8), pl.col(ITEM_ID).cast(pl.Utf8))
     null_ids = test.filter(pl.col(USER_ID).is_null() | pl.col(ITEM_ID).is_null()).height
@@ -93,7 +100,7 @@ def read_prepared(data_dir: Path, show_progress: bool = True) -> Dataset:
     manifest = [file_record(train_path, raw_train.height), file_record(test_path, raw_test.height)]
     books_path = data_dir / BOOKS_FILE
     if books_path.is_file():
-        raw_books = read_table(books_path, FIX)
+        raw_books = read_table(books_path, CORRUPT_FIX)
         require_columns(raw_books.columns, (ITEM_ID,), books_path, FIX)
         books = clean_books(raw_books, books_path.name, drops)
         manifest.append(file_record(books_path, raw_books.height))

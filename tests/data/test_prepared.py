@@ -150,6 +150,20 @@ def test_not_parquet(tmp_path):
     assert caught.value.__cause__ is None
 
 
+@pytest.mark.parametrize("name", [TRAIN_FILE, TEST_FILE, BOOKS_FILE])
+def test_truncated_parquet_fix(tmp_path, name):
+    write_files(tmp_path)
+    path = tmp_path / name
+    path.write_bytes(path.read_bytes()[:100])
+
+    with pytest.raises(DataError, match=f"{name} is not a readable Parquet file") as caught:
+        read_prepared(tmp_path, show_progress=False)
+
+    message = str(caught.value)
+    assert "replace it with a valid Parquet file" in message
+    assert "into" not in message
+
+
 def test_unsupported_column_type(tmp_path):
     write_files(tmp_path)
     pl.DataFrame({"item_id": ["10"], "authors": [[{"id": 1, "role": "x"}]]}).write_parquet(

@@ -71,6 +71,39 @@ class UnreachableError(DownloadError):
     """The server could not be reached at all."""
 
 
+class BaseUrlError(DownloadError):
+    """The base URL is not an http or https URL with a host."""
+
+
+URL_SCHEMES = ("http", "https")
+HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+
+
+def check_url(url: str, label: str = "URL") -> str:
+    """Return `url` without surrounding spaces, or raise `BaseUrlError` naming what is wrong.
+
+    A valid URL has the scheme http or https and a host. `label` names the URL in the message.
+    """
+    example = f"pass an http:// or https:// URL such as {DEFAULT_BASE_URL}"
+    url = url.strip()
+    parts = urlsplit(url)
+    if "://" not in url:
+        raise BaseUrlError(f"{label} {url!r} has no scheme: {example}")
+    if parts.scheme.lower() not in URL_SCHEMES:
+        raise BaseUrlError(
+            f"{label} {url!r} uses the scheme {parts.scheme!r}, which is not supported: {example}"
+        )
+    if not parts.hostname:
+        raise BaseUrlError(f"{label} {url!r} has no host: {example}")
+    return url
+
+
+def check_base_url(base_url: str) -> str:
+    """Return `base_url` with a trailing slash, or raise `BaseUrlError` (see `check_url`)."""
+    base = check_url(base_url, "base URL")
+    return base if base.endswith("/") else base + "/"
+
+
 def download_file(
     url: str,
     dest_dir: Path,
@@ -104,12 +137,15 @@ def download_file(
 
     Raises
     ------
+    BaseUrlError
+        `url` is not an http or https URL with a host.
     UnreachableError
         The host refused or dropped the connection, or its name did not resolve.
     DownloadError
         The server returned an HTTP error, the size does not match Content-Length after every
         retry, or the file is not a complete gzip stream.
     """
+    url = check_url(url)
     dest_dir.mkdir(parents=True, exist_ok=True)
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     final = dest_dir / name
@@ -146,14 +182,31 @@ def download_file(
     logger.info("%s: checking that the gzip stream is complete", name)
     try:
         check_gzip(part)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+    except EOFError as error:
         part.unlink()
         raise DownloadError(
-            gzip_error_message(part, error, "it was deleted; run the command again")
+            gzip_error_message(part, error, f"it was deleted; run the command again ({url})")
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as error:
+        content = _describe_content(part, error)
+        part.unlink()
+        raise DownloadError(
+            f"the server did not return the expected gzip file for {url} ({content}), so "
+            f"{part} was deleted. Check that --base-url points at the folder that contains "
+            "byGenre/ (open the URL in a browser to see what the server returns)"
         ) from None
     part.replace(final)
     logger.info("downloaded %s (%s bytes)", final, f"{final.stat().st_size:,}")
     return final
+
+
+def _describe_content(part: Path, error: Exception) -> str:
+    """Say what `part` contains instead of gzip data: an HTML page or the gzip error."""
+    with open(part, "rb") as stream:
+        head = stream.read(512).lstrip().lower()
+    if head.startswith(HTML_MARKERS):
+        return f"it sent an HTML page of {part.stat().st_size:,} bytes"
+    return f"{type(error).__name__}: {error}"
 
 
 class _Interrupted(Exception):
@@ -267,13 +320,15 @@ def download_all(
 
     Raises
     ------
+    BaseUrlError
+        `base_url` is not an http or https URL with a host.
     UnreachableError
         The host cannot be reached (raised at the first file, so nothing else is tried).
     DownloadError
         A required file failed. Failures of optional files are logged as warnings.
     """
+    base = check_base_url(base_url)
     selected = select_files(names)
-    base = base_url if base_url.endswith("/") else base_url + "/"
     done = []
     for remote in selected:
         url = urljoin(base, remote.path)
@@ -309,7 +364,11 @@ def select_files(names: Sequence[str] | None) -> list[RemoteFile]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return 0 on success, or print one message and return 1."""
+    """Run the command line and return its exit status.
+
+    The status is 0 on success, 1 when a download failed and 2 for an invalid --base-url. Each
+    failure prints one message.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m bookrecs.data.download",
         description="Download the UCSD Book Graph Goodreads Young Adult files (resumable).",
@@ -344,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             show_progress=not args.no_progress,
         )
+    except BaseUrlError as error:
+        print(f"error: invalid --base-url: {error}", file=sys.stderr)
+        return 2
     except UnreachableError as error:
         print(
             f"{error}. Check your connection or download the files by hand into {args.dest}/",

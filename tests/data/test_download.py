@@ -17,6 +17,7 @@ import pytest
 
 from bookrecs.data.download import (
     FILES,
+    BaseUrlError,
     DownloadError,
     UnreachableError,
     download_all,
@@ -216,15 +217,33 @@ def test_size_above_total(remote, tmp_path):
     assert not (tmp_path / f"{INTERACTIONS}.part").exists()
 
 
-def test_corrupt_gzip(remote, tmp_path):
-    (remote.root / "byGenre" / INTERACTIONS).write_bytes(b"<html>not gzip</html>")
+def test_html_page_not_gzip(remote, tmp_path):
+    (remote.root / "byGenre" / INTERACTIONS).write_bytes(
+        b"\n<!DOCTYPE html><html><body>Sign in</body></html>"
+    )
 
     dest = tmp_path / "raw"
 
-    with pytest.raises(DownloadError, match="not a gzip file") as caught:
+    with pytest.raises(DownloadError, match="did not return the expected gzip file") as caught:
         fetch(remote, dest)
 
-    assert "run the command again" in str(caught.value)
+    message = str(caught.value)
+    assert f"{remote.base_url}byGenre/{INTERACTIONS}" in message
+    assert "it sent an HTML page of 49 bytes" in message
+    assert "--base-url" in message
+    assert "run the command again" not in message
+    assert list(dest.iterdir()) == []
+
+
+def test_corrupt_gzip(remote, tmp_path):
+    (remote.root / "byGenre" / INTERACTIONS).write_bytes(b"plain text, not gzip")
+
+    dest = tmp_path / "raw"
+
+    with pytest.raises(DownloadError, match="did not return the expected gzip file") as caught:
+        fetch(remote, dest)
+
+    assert "BadGzipFile: Not a gzipped file" in str(caught.value)
     assert list(dest.iterdir()) == []
 
 
@@ -299,3 +318,27 @@ def test_cli_offline(tmp_path):
     assert "Traceback" not in result.stderr
     assert "cannot reach 127.0.0.1: " in result.stderr
     assert f"download the files by hand into {dest}/" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("ftp//nonsense", "has no scheme"),
+        ("127.0.0.1:8000", "has no scheme"),
+        ("ftp://127.0.0.1/", "uses the scheme 'ftp'"),
+        ("http:///goodreads/", "has no host"),
+    ],
+)
+def test_cli_invalid_base_url(tmp_path, capsys, base_url, problem):
+    status = main(["--dest", str(tmp_path), "--base-url", base_url, "--no-progress"])
+
+    assert status == 2
+    error = capsys.readouterr().err
+    assert f"error: invalid --base-url: base URL {base_url!r} {problem}" in error
+    assert "http:// or https://" in error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_url_scheme_rejected(tmp_path):
+    with pytest.raises(BaseUrlError, match="uses the scheme 'file'"):
+        download_file(f"file://{tmp_path}/x.json.gz", tmp_path, show_progress=False)

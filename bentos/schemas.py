@@ -4,13 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 UserId = Annotated[str, Field(min_length=1, max_length=256, description="External user id.")]
 BookId = Annotated[str, Field(min_length=1, max_length=256, description="External book id.")]
-ListSize = Annotated[int, Field(ge=1, le=100, description="Number of books to return.")]
+# Strict: JSON true and "5" are rejected instead of being served as k=1 and k=5.
+ListSize = Annotated[
+    int, Field(strict=True, ge=1, le=100, description="Number of books to return.")
+]
 Placement = Literal["home", "book", "cart"]
 Source = Literal["model", "previous_model", "popular", "new"]
+
+
+class RecommendRequest(BaseModel):
+    """Body of POST /recommend; an unknown field (e.g. "K") is rejected with 400."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    k: ListSize = 10
+    placement: Placement = "home"
+    book_id: BookId | None = None
+
+
+class SimilarRequest(BaseModel):
+    """Body of POST /similar; an unknown field is rejected with 400."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    book_id: BookId
+    k: ListSize = 10
+    user_id: UserId | None = None
 
 
 class Item(BaseModel):

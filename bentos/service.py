@@ -4,6 +4,8 @@ Endpoints (JSON, POST unless noted):
 
 - /recommend: user_id, k (1..100, default 10), placement (home | book | cart), book_id;
 - /similar: book_id, k, optional user_id; 404 for a book in no loaded catalogue;
+- a wrong type (also `true` or "5" for k) or an unknown field gets 400 naming the field, and a
+  body over BOOKRECS_MAX_BODY_BYTES (64 KiB) gets 413;
 - /info: served versions, load times and counters (also GET /ops/info);
 - GET /livez and GET /readyz (BentoML's probes; ready once a bundle is loaded).
 
@@ -26,8 +28,19 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bentos.engine import BlockingCallNeeded, BookNotFoundError, RecommendationEngine, Served
+from bentos.guards import BodyLimitMiddleware, install_validation_log_filter
 from bentos.ratelimit import RateLimitMiddleware, TokenBuckets
-from bentos.schemas import BookId, Info, Item, ListSize, Placement, RecommendResponse, UserId
+from bentos.schemas import (
+    BookId,
+    Info,
+    Item,
+    ListSize,
+    Placement,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarRequest,
+    UserId,
+)
 from bentos.settings import ServiceSettings
 
 logger = logging.getLogger("bookrecs.serving")
@@ -56,10 +69,11 @@ class BookRecs:
     """Book recommendations that always return a list: model, previous model, popular, new."""
 
     def __init__(self) -> None:
+        install_validation_log_filter()
         self.engine = RecommendationEngine(SETTINGS)
         self.engine.start()
 
-    @bentoml.api
+    @bentoml.api(input_spec=RecommendRequest)
     async def recommend(
         self,
         user_id: UserId,
@@ -71,7 +85,7 @@ class BookRecs:
         call = partial(self.engine.recommend, user_id, k, placement, book_id)
         return _response(await _run(call))
 
-    @bentoml.api
+    @bentoml.api(input_spec=SimilarRequest)
     async def similar(
         self, book_id: BookId, k: ListSize = 10, user_id: UserId | None = None
     ) -> RecommendResponse:
@@ -134,3 +148,4 @@ def _response(served: Served) -> RecommendResponse:
 BookRecs.add_asgi_middleware(
     RateLimitMiddleware, buckets=BUCKETS, key_header=SETTINGS.rate_key_header
 )
+BookRecs.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_body_bytes)

@@ -56,6 +56,12 @@ class ServiceSettings(BaseModel):
         description="Header naming the client (e.g. an API key set by a gateway); "
         "default: the client address.",
     )
+    max_body_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="Largest request body accepted by /recommend and /similar (bytes); "
+        "larger bodies get 413.",
+    )
     workers: int = Field(1, ge=1, description="Service worker processes.")
     detailed_reasons: bool = Field(
         True,

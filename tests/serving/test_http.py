@@ -57,12 +57,13 @@ def serving(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
         yield url
     finally:
         # The server runs in its own session, so this signals only the processes started here.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,12 @@ def test_serve_over_http(tmp_path, pointer):
         bad = client.post("/recommend", json={"user_id": "u1", "k": 0})
         assert bad.status_code == 400
         assert bad.json()["detail"][0]["loc"] == ["k"]
+        assert client.post("/recommend", json={"user_id": "u1", "k": True}).status_code == 400
+        unknown = client.post("/similar", json={"book_id": "b09", "K": 2})
+        assert unknown.status_code == 400
+        assert unknown.json()["detail"][0]["loc"] == ["K"]
+        huge = client.post("/recommend", json={"user_id": "u1", "pad": "x" * 100_000})
+        assert huge.status_code == 413
         missing = client.post("/similar", json={"book_id": "nope"})
         assert missing.status_code == 404
         assert "nope" in missing.json()["error"]
@@ -181,6 +188,11 @@ def test_serve_over_http(tmp_path, pointer):
         assert "current" in info["load_errors"]
         assert info["counters"]["model_load_failures"] >= 1
         ok_responses = info["counters"]["requests_recommend"] + info["counters"]["requests_similar"]
+
+    log = (tmp_path / "serve.log").read_text()
+    assert "Exception on /recommend" not in log
+    assert "Traceback" not in log
+    assert "rejected invalid input on /similar with 400" in log
 
     # SIGTERM runs the shutdown hook, which writes every queued impression.
     table = read_impressions(impressions)

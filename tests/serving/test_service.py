@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import subprocess
 import sys
@@ -53,12 +54,16 @@ def test_unknown_book_is_404(service_module):
     service.close()
 
 
-def test_asgi_app(service_module):
+def test_asgi_app(service_module, caplog):
     # One app per process: BentoML registers its Prometheus metrics once per app.
     with TestClient(service_module.BookRecs.to_asgi()) as client:
         assert client.get("/readyz").status_code == 200
         assert client.get("/livez").status_code == 200
-        check_validation(client)
+        with caplog.at_level(logging.INFO):
+            check_validation(client)
+            check_strict_input(client)
+        check_validation_logs(caplog.records)
+        check_body_limit(client)
         check_rate_limit(client)
         spec = client.get("/docs.json").json()
         assert {"/recommend", "/similar", "/info"} <= set(spec["paths"])
@@ -77,6 +82,53 @@ def check_validation(client: TestClient) -> None:
     assert post({"k": 3}, "b")["detail"][0]["loc"] == ["user_id"]
     assert post({"user_id": "u1", "k": "ten"}, "c")["detail"][0]["loc"] == ["k"]
     assert post({"user_id": "u1", "placement": "shelf"}, "d")["detail"][0]["loc"] == ["placement"]
+
+
+def check_strict_input(client: TestClient) -> None:
+    cases = [
+        ("/recommend", {"user_id": "u1", "k": True}, "k"),
+        ("/recommend", {"user_id": "u1", "k": "5"}, "k"),
+        ("/recommend", {"user_id": "u1", "K": 5}, "K"),
+        ("/similar", {"book_id": "b01", "k": False}, "k"),
+        ("/similar", {"book_id": "b01", "limit": 3}, "limit"),
+    ]
+    for number, (path, body, field) in enumerate(cases):
+        response = client.post(path, json=body, headers={"x-client-id": f"strict{number}"})
+        assert response.status_code == 400, body
+        assert response.json()["detail"][0]["loc"] == [field], body
+
+
+def check_validation_logs(records: list[logging.LogRecord]) -> None:
+    http = [r for r in records if r.name == "bentoml._internal.server.http_app"]
+    assert len(http) == 9
+    for record in http:
+        assert record.levelno == logging.INFO
+        assert record.exc_info is None
+        assert "rejected invalid input on /" in record.getMessage()
+        assert "shelf" not in record.getMessage()
+
+
+def check_body_limit(client: TestClient) -> None:
+    big = {"user_id": "u1", "k": 3, "padding": "x" * 70_000}
+    response = client.post("/recommend", json=big, headers={"x-client-id": "big"})
+    assert response.status_code == 413
+    assert "65536 bytes" in response.json()["error"]
+
+    def chunks():
+        yield b'{"user_id": "u1", "pad": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    streamed = client.post(
+        "/similar",
+        content=chunks(),
+        headers={"x-client-id": "stream", "content-type": "application/json"},
+    )
+    assert streamed.status_code == 413
+    small = client.post("/recommend", json={"user_id": "u1", "k": 3}, headers={"x-client-id": "ok"})
+    assert small.status_code == 200
+    assert len(small.json()["items"]) == 3
 
 
 def check_rate_limit(client: TestClient) -> None:

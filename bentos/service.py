@@ -69,6 +69,9 @@ class BookRecs:
     """Book recommendations that always return a list: model, previous model, popular, new."""
 
     def __init__(self) -> None:
+        # BentoML leaves the root logger at WARNING, which hid the bookrecs INFO lines
+        # (version swaps, skipped availability rows, shutdown).
+        logging.getLogger("bookrecs").setLevel(SETTINGS.log_level)
         install_validation_log_filter()
         self.engine = RecommendationEngine(SETTINGS)
         self.engine.start()

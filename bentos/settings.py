@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -63,6 +64,9 @@ class ServiceSettings(BaseModel):
         "larger bodies get 413.",
     )
     workers: int = Field(1, ge=1, description="Service worker processes.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Level of the bookrecs loggers under `bentoml serve`."
+    )
     detailed_reasons: bool = Field(
         True,
         description="Reasons of model items from bookrecs.explain ('same series: <name>'); "

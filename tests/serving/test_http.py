@@ -193,6 +193,9 @@ def test_serve_over_http(tmp_path, pointer):
     assert "Exception on /recommend" not in log
     assert "Traceback" not in log
     assert "rejected invalid input on /similar with 400" in log
+    # The bookrecs loggers log at INFO under `bentoml serve`.
+    assert "serving current=" in log
+    assert "service stopped; impression log flushed" in log
 
     # SIGTERM runs the shutdown hook, which writes every queued impression.
     table = read_impressions(impressions)

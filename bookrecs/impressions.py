@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections import deque
@@ -201,6 +202,15 @@ def read_impressions(path: str | Path, since: str | None = None) -> pl.DataFrame
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Return (st_dev, st_ino) of `path`, or None when it does not exist."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 class ImpressionWriter:
     """Append impressions to SQLite from a background thread, never failing the caller.
 
@@ -237,6 +247,7 @@ class ImpressionWriter:
         self.written = 0
         self.dropped = 0
         self.errors = 0
+        self.reopened = 0
         # deque.append and popleft are atomic in CPython, so `log` needs no lock.
         self._buffer: deque[Impression] = deque()
         self._drop_lock = threading.Lock()
@@ -244,6 +255,8 @@ class ImpressionWriter:
         self._stop = threading.Event()
         self._closed = False
         self._connection: sqlite3.Connection | None = None
+        # (st_dev, st_ino) of the file the connection writes to, to notice a removed file.
+        self._file_id: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._run, name="impression-writer", daemon=True)
         self._thread.start()
 
@@ -283,6 +296,7 @@ class ImpressionWriter:
             "written": self.written,
             "dropped": self.dropped,
             "errors": self.errors,
+            "reopened": self.reopened,
             "queued": len(self._buffer),
         }
 
@@ -291,23 +305,38 @@ class ImpressionWriter:
             self.flush()
         self.flush()
         with self._write_lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self._close_connection()
 
     def _write(self, batch: list[Impression]) -> None:
         try:
+            if self._connection is not None and self._file_id != _file_id(self.path):
+                # SQLite keeps writing to a deleted file through the open descriptor, so the
+                # rows would be lost without an error: start a new file instead.
+                self.reopened += 1
+                logger.warning(
+                    "impression log %s was removed or replaced while open; creating it again "
+                    "(reopen #%d, %d rows written before)",
+                    self.path,
+                    self.reopened,
+                    self.written,
+                )
+                self._close_connection()
             if self._connection is None:
                 self._connection = connect(self.path)
+                self._file_id = _file_id(self.path)
             write_impressions(self._connection, batch)
         except (sqlite3.Error, OSError) as error:
             self.errors += 1
             self._count_drop(len(batch), f"write to {self.path} failed: {error}")
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self._close_connection()
             return
         self.written += len(batch)
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+            self._file_id = None
 
     def _count_drop(self, rows: int, reason: str) -> None:
         with self._drop_lock:

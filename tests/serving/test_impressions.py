@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import sqlite3
 
 from bookrecs.impressions import (
@@ -106,3 +108,38 @@ def test_failed_batch_leaves_no_rows(tmp_path):
 def test_hash_user_is_salted():
     assert hash_user("u1", "a") != hash_user("u1", "b")
     assert len(hash_user("u1", "a")) == 64
+
+
+def test_removed_log_is_recreated(tmp_path, caplog):
+    folder = tmp_path / "log"
+    path = folder / "impressions.sqlite"
+    writer = ImpressionWriter(path, flush_interval=60)
+    writer.log(impression("r1"))
+    writer.flush()
+    assert read_impressions(path).height == 1
+
+    shutil.rmtree(folder)
+    with caplog.at_level(logging.WARNING, logger="bookrecs.impressions"):
+        for number in range(2, 5):
+            writer.log(impression(f"r{number}"))
+        writer.flush()
+    assert path.exists()
+    assert read_impressions(path)["request_id"].to_list() == ["r2", "r3", "r4"]
+    stats = writer.stats()
+    assert stats["written"] == 4
+    assert stats["dropped"] == 0
+    assert stats["reopened"] == 1
+    assert any("was removed or replaced" in r.getMessage() for r in caplog.records)
+    writer.close()
+
+
+def test_replaced_log_is_reopened(tmp_path):
+    path = tmp_path / "impressions.sqlite"
+    writer = ImpressionWriter(path, flush_interval=60)
+    writer.log(impression("r1"))
+    writer.flush()
+    path.rename(tmp_path / "old.sqlite")
+    writer.log(impression("r2"))
+    writer.flush()
+    assert read_impressions(path)["request_id"].to_list() == ["r2"]
+    writer.close()

@@ -230,3 +230,30 @@ def test_built_bento(tmp_path, pointer):
             stranger = recommend(client, "stranger", 3)
             assert stranger["source"] == "popular"
             assert [item["item_id"] for item in stranger["items"]] == ["b01", "b02", "b03"]
+
+
+def test_truncated_current_at_start(tmp_path, bundles):
+    broken = store.save_model(shutil.copytree(bundles["run2"], tmp_path / "broken"), {})
+    pointer_file = tmp_path / "pointer.json"
+    previous = store.save_model(bundles["run1"], {})
+    store.promote(previous, pointer=pointer_file)
+    store.promote(broken, pointer=pointer_file)
+    lists = store.model_path(broken) / "lists.npz"
+    lists.write_bytes(lists.read_bytes()[:1000])
+
+    env = server_env(pointer_file, tmp_path / "impressions.sqlite")
+    log = tmp_path / "serve.log"
+    with serving("bentos.service:BookRecs", env, log) as url:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            body = recommend(client, "u1", 3)
+            assert body["source"] == "previous_model"
+            assert body["model_version"] == previous
+            assert len(body["items"]) == 3
+            info = client.get("/ops/info").json()
+            assert info["current"] == {"tag": broken, "loaded": False}
+            assert "lists.npz is corrupt or truncated" in info["load_errors"]["current"]
+            time.sleep(1.0)  # five polls: the broken version is not reloaded or logged again
+
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert text.count(f"cannot serve current version {broken}") == 1

@@ -259,20 +259,20 @@ def main(argv: list[str] | None = None) -> int:
 
     command = "python -m bookrecs.bench " + shlex.join(sys.argv[1:] if argv is None else argv)
     store = Path(args.work) / "results.json"
-    kept = json.loads(store.read_text()) if args.only and store.exists() else {}
+    results = json.loads(store.read_text()) if args.only and store.exists() else {}
     for phase in selected:
         print(f"bench: {phase} ...", flush=True)
         result = measure(phase, child_argv)
         print(f"bench: {phase}: {result.seconds:.1f} s, {result.peak_mib:.0f} MiB")
-        kept[phase] = {**asdict(result), "command": command.strip()}
-        store.write_text(json.dumps(kept, indent=2, default=_json_default))
+        results[phase] = {**asdict(result), "command": command.strip()}
+        store.write_text(json.dumps(results, indent=2, default=_json_default))
         if args.out != "-":  # written after every phase, so a long run keeps what it measured
-            write_section(Path(args.out), render(kept, phases))
+            write_section(Path(args.out), render(results, phases))
         if "error" in result.details and phase in ("generate", "prepare", "split"):
             break
 
     if args.out == "-":
-        print(render(kept, phases))
+        print(render(results, phases))
     else:
         print(f"wrote {args.out}")
     return 0

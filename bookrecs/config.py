@@ -24,7 +24,7 @@ class StrictModel(BaseModel):
 
 
 class ProtocolConfig(StrictModel):
-    """How raw interactions are prepared and split by time (the competition's protocol)."""
+    """Preparation and time-split settings for raw interactions (the competition's protocol)."""
 
     english_only: bool = Field(True, description="Keep only books whose language_code is English.")
     english_codes: tuple[str, ...] = ("eng", "en-US", "en-GB", "en-CA", "en")

@@ -254,8 +254,8 @@ class TrainFlow(FlowSpec):
     def register_candidate(self):
         """Export the candidate's serving bundle into the model store.
 
-        The first stored version is also promoted, so a fresh service has a model to serve;
-        later versions wait for `make promote RUN=<run id>` after a person reviews them.
+        The first stored version is also promoted, so a fresh service has a model to serve.
+        Later versions wait for `make promote RUN=<run id>` after a person reviews them.
         """
         from flows.registration import register_candidate
 

@@ -111,7 +111,7 @@ class Recommender(ABC):
             return len(batch)
 
         # NumPy and BLAS release the GIL in scoring and partitioning, so batches overlap on
-        # separate cores; each batch writes its own rows, so the output does not depend on order.
+        # separate cores. Each batch writes its own rows, so the output does not depend on order.
         starts = range(0, len(users), batch_size)
         workers = min(RECOMMEND_THREADS, len(starts)) or 1
         with ThreadPoolExecutor(max_workers=workers) as pool:

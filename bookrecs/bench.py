@@ -91,7 +91,10 @@ def run_phase(phase: str, args: argparse.Namespace) -> dict[str, Any]:
     if kind == "fit":
         from bookrecs.models import build_model
 
-        model = build_model(name, config.seed, show_progress=False)
+        params = (
+            {"epochs": args.lightfm_epochs} if name == "lightfm" and args.lightfm_epochs else {}
+        )
+        model = build_model(name, config.seed, params, show_progress=False)
         model.fit(data)
         model.save(work / "models" / name)
         epochs = getattr(model, "epoch_seconds_", None)
@@ -234,6 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         help="Comma-separated phases to re-run (e.g. 'evaluate popular,fit als'); the other rows "
         "are kept from the last run with the same --work folder",
     )
+    parser.add_argument(
+        "--lightfm-epochs",
+        type=int,
+        default=None,
+        help="Epochs of the lightfm fit (default: the model's); fewer epochs still give the "
+        "time per epoch",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.users is not None and args.books is None:
@@ -247,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Path(args.work).mkdir(parents=True, exist_ok=True)
     child_argv = ["--seed", str(args.seed), "--work", args.work, "--data-root", args.data_root]
+    if args.lightfm_epochs:
+        child_argv += ["--lightfm-epochs", str(args.lightfm_epochs)]
     if args.users is not None:
         child_argv += ["--users", str(args.users), "--books", str(args.books)]
     phases = ["generate", "prepare", "split"]

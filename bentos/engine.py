@@ -2,9 +2,9 @@
 
 The engine keeps two loaded serving bundles, the current and the previous version, in one
 immutable `Slots` object. A watcher thread polls the serving pointer, the bundle files and the
-availability file; when something changed it loads the new bundle fully and then replaces the
-`Slots` reference, so a request in flight keeps the snapshot it started with and never sees a
-half-loaded version.
+availability file. When something changed, it loads the new bundle fully and only then replaces
+the `Slots` reference, so a request in flight keeps the snapshot it started with and never reads
+a half-loaded version.
 
 Every request walks the fallback chain: the current model, the previous model, then the
 popular and new lists of the last bundle that loaded. A step that raises, times out or does
@@ -213,7 +213,7 @@ class RecommendationEngine:
         """Reload what changed on disk (pointer, bundles, availability); return True on a swap.
 
         A version that fails to load leaves its slot empty, so requests fall back to the
-        previous version and then to the popular lists; the error is counted and logged.
+        previous version and then to the popular lists. The error is counted and logged.
         """
         with self._refresh_lock:
             self.availability.refresh()

@@ -5,8 +5,8 @@
 Every step calls `monitoring` functions, and the flow keeps their results as artifacts:
 `summary` (the JSON summary as a dict), `verdict` (no_drift, retrain or insufficient_data),
 `retrain_recommended` and `report_paths`. The same options as `python -m monitoring report`
-give the same report; the run itself succeeds whatever the verdict, so schedulers read the
-`verdict` artifact (the command line returns it as the exit status instead).
+give the same report. The run succeeds whatever the verdict, so schedulers read the `verdict`
+artifact, while the command line returns the verdict as its exit status.
 """
 
 from __future__ import annotations

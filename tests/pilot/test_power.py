@@ -42,7 +42,7 @@ def test_sample_size_matches_statsmodels(effect_size, ratio):
 def test_effect_size_matches_statsmodels():
     solved = solve_effect_size(12_000, 0.9, 0.05)
     expected = zt_ind_solve_power(nobs1=12_000, alpha=0.05, power=0.9, ratio=1.0)
-    # statsmodels stops its root search earlier (power 0.900026 at its answer).
+    # statsmodels stops its root search earlier (power 0.900026 at its result).
     assert solved == pytest.approx(expected, rel=1e-4)
     assert NormalIndPower().power(solved, 12_000, 0.05) == pytest.approx(0.9, abs=1e-9)
 

@@ -1,4 +1,4 @@
-"""Readout statistics on tiny inputs with known answers and against scipy and statsmodels."""
+"""Readout statistics on tiny inputs with known results and against scipy and statsmodels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Recommendation rules on hand-made arrays with known answers."""
+"""Recommendation rules on hand-made arrays with known results."""
 
 from __future__ import annotations
 
